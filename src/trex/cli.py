@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -45,6 +46,31 @@ def params(
     for row in counts:
         table.add_row(row.method, f"{row.trainable:,d}", f"{100 * row.share:.3f} %")
     console.print(table)
+
+
+@app.command(context_settings={"allow_extra_args": False})
+def train(
+    recipe: Annotated[Path, typer.Argument(help="A YAML recipe (see configs/).")],
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="section.key=value overrides, e.g. training.max_steps=10.")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the newest complete checkpoint.")] = False,
+) -> None:
+    """Train a T-REX adapter on a multitask mixture: fit the intuition bank, train, save the adapter."""
+    from trex.data import DataError
+    from trex.train.recipe import load_recipe
+    from trex.train.run import run_training
+
+    try:
+        parsed = load_recipe(recipe, overrides)
+        result = run_training(parsed, resume=resume)
+    except (FileNotFoundError, ValueError, DataError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    if os.environ.get("RANK", "0") == "0":
+        console.print(
+            f"trained {result.steps} steps (mean loss {result.train_loss:.4f}); adapter: {result.adapter_dir}"
+        )
 
 
 def main() -> None:

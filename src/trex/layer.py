@@ -78,6 +78,17 @@ class TRexLinear(nn.Module):
         g = self._route(logits, self._intuition(intuition, x))
         return routing_matrix(g, self.config.r_a, self.config.r_b, self.config.mode == "diagonal")
 
+    def router_probabilities(self, x: torch.Tensor, intuition: torch.Tensor | None) -> torch.Tensor:
+        """The token router's distribution over the K expert cells (clean preset: with the intuition prior).
+
+        For routing analytics (entropy, cell usage); the paper preset mixes intuition in after this softmax.
+        """
+        logits = F.linear(x.to(self.trex_router.dtype), self.trex_router)
+        intuition = self._intuition(intuition, x)
+        if self.config.preset == "clean" and intuition is not None:
+            logits = logits + self.trex_intuition_scale * intuition
+        return torch.softmax(logits, dim=-1)
+
     def _route(self, logits: torch.Tensor, intuition: torch.Tensor | None) -> torch.Tensor:
         config = self.config
         if config.preset == "paper":

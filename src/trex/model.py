@@ -235,16 +235,23 @@ class TRexModel(nn.Module):
 
     # ---- files -----------------------------------------------------------------------------------------------
 
-    def save_pretrained(self, save_directory: str | Path) -> None:
+    def save_pretrained(self, save_directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
         """Write ``adapter_config.json`` + ``adapter_model.safetensors`` (+ the intuition bank), each atomically.
 
         The config is written last and records a checksum of every other file, so a save interrupted at any
         point leaves either the previous adapter or a folder that refuses to load, never a mix that loads.
+        ``state_dict`` is a full state dict of this module gathered by a sharding engine (FSDP, ZeRO-3); by
+        default the adapter's own parameters are saved.
         """
         directory = Path(save_directory)
-        if any(v.is_meta for v in self.adapter_state_dict().values()):
+        if state_dict is None:
+            adapter = self.adapter_state_dict()
+        else:
+            prefix = "base_model."
+            adapter = {ADAPTER_PREFIX + k[len(prefix) :]: v for k, v in state_dict.items() if "trex_" in k}
+        if any(v.is_meta for v in adapter.values()):
             raise ValueError("cannot save an adapter whose parameters are on the meta device (no weights)")
-        state = {k: v.detach().to("cpu").contiguous() for k, v in self.adapter_state_dict().items()}
+        state = {k: v.detach().to("cpu").contiguous() for k, v in adapter.items()}
         directory.mkdir(parents=True, exist_ok=True)
         files: dict[str, str] = {}
         bank_dir = directory / INTUITION_DIR

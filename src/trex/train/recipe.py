@@ -1,0 +1,209 @@
+"""Training recipes: a YAML file plus ``key=value`` overrides, checked field by field before anything runs.
+
+A recipe has five sections (``model``, ``adapter``, ``data``, ``intuition``, ``training``) and an
+``output_dir``. ``adapter`` takes the fields of ``TRexConfig``. Unknown keys are errors that suggest the
+closest known key, because a misspelt key silently ignored means a run with settings nobody asked for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from trex.config import TRexConfig
+
+
+@dataclass
+class ModelSection:
+    name_or_path: str = field(
+        default="smollm2-135m",
+        metadata={"help": "'smollm2-135m' (offline default), 'tiny-random-llama' (tests), a local folder or hub id."},
+    )
+    dtype: Literal["float32", "bfloat16", "float16"] = field(
+        default="float32", metadata={"help": "Dtype of the frozen base weights."}
+    )
+    trust_remote_code: bool = field(default=False, metadata={"help": "Only if you trust the model's code."})
+
+
+@dataclass
+class DataSection:
+    tasks: list[str] = field(
+        default_factory=lambda: ["suite"],
+        metadata={"help": "Task names from the registry, 'suite' for every training task, or paths to JSONL files."},
+    )
+    data_root: str | None = field(
+        default=None, metadata={"help": "The shared suite folder; None: $TREX_DATA, else the shipped subset."}
+    )
+    format: Literal["letters", "cloze"] = field(default="letters", metadata={"help": "Prompt format."})
+    max_per_task: int | None = field(default=None, metadata={"help": "Cap on instances per task in the mixture."})
+    sampling: Literal["proportional", "temperature"] = field(default="proportional", metadata={"help": "Mixing."})
+    temperature: float = field(default=1.0, metadata={"help": "Temperature for temperature sampling."})
+    max_length: int = field(default=512, metadata={"help": "Tokens per instance; passages are shortened to fit."})
+    chat_template: bool = field(default=True, metadata={"help": "Apply the tokenizer's chat template if it has one."})
+    seed: int = field(default=0, metadata={"help": "Seed of the mixture sampling."})
+
+
+@dataclass
+class IntuitionSection:
+    embedder: str | None = field(
+        default=None,
+        metadata={"help": "A sentence-transformers folder; None: the packaged all-MiniLM-L6-v2."},
+    )
+    bank: str | None = field(default=None, metadata={"help": "Use this fitted bank folder instead of fitting one."})
+    seed: int = field(default=0, metadata={"help": "k-means seed."})
+    backend: Literal["auto", "faiss", "torch", "sklearn"] = field(
+        default="auto", metadata={"help": "k-means backend."}
+    )
+    scoring: Literal["cosine", "dot"] = field(
+        default="cosine", metadata={"help": "'dot' is the reference code's raw dot product."}
+    )
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "Embedding cache folder; None: $TREX_CACHE/embeddings."}
+    )
+
+
+@dataclass
+class TrainingSection:
+    learning_rate: float = field(default=5e-5, metadata={"help": "AdamW learning rate (paper: 5e-5)."})
+    num_train_epochs: float = field(default=3.0, metadata={"help": "Epochs over the mixture (paper: 3)."})
+    max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimizer steps (-1: epochs)."})
+    global_batch_size: int = field(default=64, metadata={"help": "Instances per optimizer step (paper: 64)."})
+    per_device_batch_size: int = field(default=4, metadata={"help": "Micro-batch; accumulation makes up the rest."})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "transformers scheduler name."})
+    warmup_steps: float = field(
+        default=0.03, metadata={"help": "Linear warm-up: a number of steps (>= 1) or a share of all steps (< 1)."}
+    )
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping."})
+    seed: int = field(default=42, metadata={"help": "Training seed (init, data order)."})
+    bf16: bool = field(default=False, metadata={"help": "bf16 mixed precision (GPU)."})
+    fp16: bool = field(default=False, metadata={"help": "fp16 mixed precision (GPU)."})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute blocks in backward."})
+    logging_steps: int = field(default=1, metadata={"help": "Log every N optimizer steps."})
+    save_steps: int = field(default=50, metadata={"help": "Checkpoint every N optimizer steps."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Complete checkpoints kept."})
+    routing_probe_size: int = field(
+        default=8, metadata={"help": "Instances of the fixed probe batch used to log routing entropy per layer."}
+    )
+
+
+SECTIONS = {"model": ModelSection, "data": DataSection, "intuition": IntuitionSection, "training": TrainingSection}
+
+
+@dataclass
+class Recipe:
+    output_dir: str = "runs/trex"
+    model: ModelSection = field(default_factory=ModelSection)
+    adapter: TRexConfig = field(default_factory=TRexConfig)
+    data: DataSection = field(default_factory=DataSection)
+    intuition: IntuitionSection = field(default_factory=IntuitionSection)
+    training: TrainingSection = field(default_factory=TrainingSection)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _suggest(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(known))}"
+
+
+def _check_type(value: Any, annotation: Any, where: str) -> Any:
+    """Accept a YAML value for a field of the given annotation, or say which key has which wrong value."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(annotation):
+            try:
+                return _check_type(value, option, where)
+            except ValueError as err:
+                errors.append(err)
+        raise errors[-1]
+    if annotation is type(None):
+        if value is None:
+            return None
+        raise ValueError(f"{where}: expected null, got {value!r}")
+    if origin is Literal:
+        if value in typing.get_args(annotation):
+            return value
+        raise ValueError(f"{where}: {value!r} is not one of {list(typing.get_args(annotation))}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ValueError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(annotation)
+        return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if annotation is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if annotation in (str, bool) and isinstance(value, annotation):
+        return value
+    if annotation in (int, float, str, bool):
+        raise ValueError(f"{where}: expected {annotation.__name__}, got {value!r}")
+    return value
+
+
+def _build_section(cls: type, data: Any, where: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in dataclasses.fields(cls) if f.init]
+    values = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ValueError(f"{where}: unknown key {key!r}{_suggest(key, known)}")
+        values[key] = _check_type(value, hints[key], f"{where}.{key}")
+    try:
+        return cls(**values)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from err
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``training.learning_rate=1e-4`` -> (['training', 'learning_rate'], 0.0001), the value read as YAML."""
+    if "=" not in text:
+        raise ValueError(f"override {text!r} must look like section.key=value")
+    key, _, raw = text.partition("=")
+    return key.strip().split("."), yaml.safe_load(raw)
+
+
+def recipe_from_dict(data: dict[str, Any], source: str = "recipe", overrides: list[str] | None = None) -> Recipe:
+    data = dict(data or {})
+    for override in overrides or []:
+        path, value = parse_override(override)
+        target = data
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ValueError(f"override {override!r}: {part!r} is not a section")
+        target[path[-1]] = value
+    known = ["output_dir", "adapter", *SECTIONS]
+    for key in data:
+        if key not in known:
+            raise ValueError(f"{source}: unknown key {key!r}{_suggest(key, known)}")
+    sections = {name: _build_section(cls, data.get(name), f"{source}: {name}") for name, cls in SECTIONS.items()}
+    adapter_config = _build_section(TRexConfig, data.get("adapter"), f"{source}: adapter")
+    output_dir = _check_type(data.get("output_dir", Recipe.output_dir), str, f"{source}: output_dir")
+    return Recipe(output_dir=output_dir, adapter=adapter_config, **sections)
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no recipe at {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path} is not valid YAML: {err}") from err
+    if data is not None and not isinstance(data, dict):
+        raise ValueError(f"{path}: a recipe is a mapping of sections, got {type(data).__name__}")
+    return recipe_from_dict(data or {}, source=str(path), overrides=overrides)

@@ -1,0 +1,202 @@
+"""``trex train``: recipe -> mixture -> intuition bank -> Trainer -> adapter folder, resumable at every checkpoint.
+
+The run folder holds everything needed to use or continue the run: ``recipe.yaml`` (resolved), ``metrics.jsonl``,
+``tensorboard/``, ``checkpoint-N/`` (adapter + safe optimizer state), and finally ``adapter/`` with the intuition
+bank inside, loadable by ``TRexModel.from_pretrained``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from transformers import TrainerCallback, TrainingArguments
+from transformers.integrations import TensorBoardCallback
+
+from trex.data import intuition_text, mixture_table, tokenize_instances
+from trex.intuition import CachedEmbedder, IntuitionBank, fit_intuition_bank
+from trex.model import TRexModel, find_target_modules
+from trex.pretrained import cache_root, load_base_model
+from trex.train import checkpoint as ckpt
+from trex.train.dataset import IntuitionCollator, IntuitionExamples, build_training_mixture
+from trex.train.metrics import MetricsLogger
+from trex.train.recipe import Recipe
+from trex.train.trainer import TRexTrainer
+
+logger = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+BANK_DIR = "intuition_bank"
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    adapter_dir: Path
+    steps: int
+    train_loss: float | None
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def gradient_accumulation(recipe: Recipe) -> int:
+    t = recipe.training
+    per_step = t.per_device_batch_size * world_size()
+    if t.global_batch_size % per_step:
+        raise ValueError(
+            f"training.global_batch_size={t.global_batch_size} is not a multiple of per_device_batch_size="
+            f"{t.per_device_batch_size} x {world_size()} processes"
+        )
+    return t.global_batch_size // per_step
+
+
+def build_embedder(spec: str | None):
+    """The embedder named by ``intuition.embedder``: None (packaged MiniLM) or a sentence-transformers folder."""
+    from trex.intuition import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(spec)
+
+
+def prepare_intuition(
+    recipe: Recipe, texts: list[str], labels: list[str], run_dir: Path
+) -> tuple[IntuitionBank, torch.Tensor]:
+    """Fit (or load) the bank on the mixture's prompts and score each one; embeddings are cached on disk."""
+    section = recipe.intuition
+    cache_dir = Path(section.cache_dir) if section.cache_dir else cache_root() / "embeddings"
+    embedder = build_embedder(section.embedder)
+    bank_dir = run_dir / BANK_DIR
+    if section.bank:
+        bank = IntuitionBank.load(section.bank, embedder=embedder)
+    elif bank_dir.is_dir():  # written atomically, so present means complete; a resumed run keeps its bank
+        bank = IntuitionBank.load(bank_dir, embedder=embedder)
+    else:
+        bank = fit_intuition_bank(
+            texts,
+            recipe.adapter.intuition_width,
+            embedder=embedder,
+            seed=section.seed,
+            backend=section.backend,
+            cache_dir=cache_dir,
+            labels=labels,
+            scoring=section.scoring,
+        )
+        bank.save(bank_dir)
+    if bank.n_clusters != recipe.adapter.intuition_width:
+        raise ValueError(
+            f"intuition bank has {bank.n_clusters} clusters but the adapter expects {recipe.adapter.intuition_width}"
+        )
+    embeddings = CachedEmbedder(embedder, cache_dir).embed(texts)
+    return bank, bank.score_embeddings(embeddings)
+
+
+def training_arguments(recipe: Recipe, run_dir: Path) -> TrainingArguments:
+    t = recipe.training
+    return TrainingArguments(
+        output_dir=str(run_dir),
+        per_device_train_batch_size=t.per_device_batch_size,
+        gradient_accumulation_steps=gradient_accumulation(recipe),
+        learning_rate=t.learning_rate,
+        num_train_epochs=t.num_train_epochs,
+        max_steps=t.max_steps,
+        lr_scheduler_type=t.lr_scheduler_type,
+        warmup_steps=int(t.warmup_steps) if t.warmup_steps >= 1 else t.warmup_steps,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        seed=t.seed,
+        data_seed=t.seed,
+        bf16=t.bf16,
+        fp16=t.fp16,
+        gradient_checkpointing=t.gradient_checkpointing,
+        logging_steps=t.logging_steps,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        report_to=[],  # TensorBoard is added as a callback writing into the run folder
+        remove_unused_columns=False,
+        include_num_input_tokens_seen="non_padding",
+        ddp_find_unused_parameters=False,
+        dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),
+    )
+
+
+def tensorboard_callback(log_dir: Path) -> TensorBoardCallback:
+    from torch.utils.tensorboard import SummaryWriter
+
+    return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(log_dir)))
+
+
+def run_training(recipe: Recipe, resume: bool = False, callbacks: list[TrainerCallback] | None = None) -> TrainResult:
+    """Check everything, then train; with ``resume`` continue from the newest complete checkpoint."""
+    run_dir = Path(recipe.output_dir)
+    torch.manual_seed(recipe.training.seed)
+    model, tokenizer = load_base_model(
+        recipe.model.name_or_path, DTYPES[recipe.model.dtype], recipe.model.trust_remote_code
+    )
+    find_target_modules(model, recipe.adapter)  # an adapter that does not fit the model fails here, before data
+    mixture, tasks = build_training_mixture(recipe.data)
+    examples, report = tokenize_instances(
+        mixture, recipe.data.format, tokenizer, recipe.data.max_length, chat_template=recipe.data.chat_template
+    )
+    if not examples:
+        raise ValueError(f"every instance is longer than data.max_length={recipe.data.max_length}; raise it")
+    gradient_accumulation(recipe)
+
+    resume_from = None
+    if run_dir.exists():
+        if resume:
+            for path in ckpt.remove_incomplete_checkpoints(run_dir):
+                logger.warning("removed incomplete checkpoint %s", path)
+            complete = ckpt.complete_checkpoints(run_dir)
+            resume_from = str(complete[-1]) if complete else None
+        elif ckpt.complete_checkpoints(run_dir) or (run_dir / "adapter").exists():
+            raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it or pick another output_dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+
+    unique = {(i.task, i.uid): i for i in mixture}
+    keys = list(unique)
+    bank, scores = prepare_intuition(recipe, [intuition_text(unique[k]) for k in keys], [k[0] for k in keys], run_dir)
+    row_of = {key: row for row, key in enumerate(keys)}
+    intuition = scores[[row_of[(e.task, e.uid)] for e in examples]]
+    dataset = IntuitionExamples(examples, intuition)
+
+    trex_model = TRexModel(model, recipe.adapter, intuition_bank=bank)
+    collator = IntuitionCollator(tokenizer.pad_token_id)
+    probe = collator([dataset[i] for i in range(min(recipe.training.routing_probe_size, len(dataset)))])
+    trainer = TRexTrainer(
+        model=trex_model,
+        args=training_arguments(recipe, run_dir),
+        train_dataset=dataset,
+        data_collator=collator,
+        callbacks=[
+            MetricsLogger(run_dir / "metrics.jsonl", probe),
+            tensorboard_callback(run_dir / "tensorboard"),
+            *(callbacks or []),
+        ],
+    )
+    if trainer.is_world_process_zero():
+        from rich.console import Console
+
+        console = Console()
+        console.print(mixture_table(mixture, tasks))
+        console.print(
+            f"{len(examples)} training examples ({sum(report.truncated.values())} with a shortened passage, "
+            f"{sum(report.dropped.values())} dropped as too long); adapter on {len(trex_model.adapted_modules)} "
+            f"modules, {trex_model.parameter_counts()[0]:,d} trainable parameters"
+        )
+        if resume_from:
+            console.print(f"resuming from {resume_from}")
+    output = trainer.train(resume_from_checkpoint=resume_from)
+    adapter_dir = run_dir / "adapter"
+    if trainer.is_world_process_zero():
+        trex_model.save_pretrained(adapter_dir)
+        tokenizer.save_pretrained(adapter_dir / "tokenizer")
+    trainer.accelerator.wait_for_everyone()
+    return TrainResult(run_dir, adapter_dir, trainer.state.global_step, output.training_loss)

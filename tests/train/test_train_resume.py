@@ -1,0 +1,76 @@
+"""A run killed after a checkpoint and resumed ends with the same adapter as an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import torch
+
+from trex.config import ADAPTER_WEIGHTS_NAME
+from trex.io import load_tensors
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPE = REPO / "configs" / "tiny-cpu.yaml"
+
+CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    import torch
+    from transformers import TrainerCallback
+    from trex.train.recipe import load_recipe
+    from trex.train.run import run_training
+
+    torch.set_num_threads(1)
+    recipe_path, output_dir, cache_dir, kill_after, resume = sys.argv[1:6]
+
+    class KillAfterCheckpoint(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.global_step == int(kill_after):
+                os.kill(os.getpid(), signal.SIGKILL)  # no clean-up of any kind, like a lost machine
+
+    recipe = load_recipe(recipe_path, [f"output_dir={output_dir}", f"intuition.cache_dir={cache_dir}"])
+    run_training(recipe, resume=resume == "1", callbacks=[KillAfterCheckpoint()] if int(kill_after) else [])
+    """
+)
+
+
+def train(output_dir: Path, cache_dir: Path, kill_after: int = 0, resume: bool = False) -> int:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    args = [
+        sys.executable,
+        "-c",
+        CHILD,
+        str(RECIPE),
+        str(output_dir),
+        str(cache_dir),
+        str(kill_after),
+        str(int(resume)),
+    ]
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600).returncode
+
+
+def test_killed_and_resumed_run_matches_uninterrupted(tmp_path):
+    cache = tmp_path / "cache"
+    assert train(tmp_path / "straight", cache) == 0
+    expected = load_tensors(tmp_path / "straight" / "adapter" / ADAPTER_WEIGHTS_NAME)
+
+    interrupted = tmp_path / "interrupted"
+    assert train(interrupted, cache, kill_after=4) == -9
+    assert (interrupted / "checkpoint-4" / "COMPLETE").is_file()
+    assert not (interrupted / "adapter").exists()
+    half_written = interrupted / "checkpoint-6"  # what a kill in the middle of the next save leaves behind
+    half_written.mkdir()
+    (half_written / ADAPTER_WEIGHTS_NAME).write_bytes(b"partial")
+
+    assert train(interrupted, cache, resume=True) == 0
+    assert (interrupted / "checkpoint-6" / "COMPLETE").is_file()
+    resumed = load_tensors(interrupted / "adapter" / ADAPTER_WEIGHTS_NAME)
+    assert resumed.keys() == expected.keys()
+    for key, value in expected.items():
+        torch.testing.assert_close(resumed[key], value, rtol=0, atol=0, msg=key)
+    changed = [k for k, v in expected.items() if k.endswith("trex_B") and v.abs().sum() > 0]
+    assert changed, "training must have moved B away from zero, or the comparison proves nothing"
