@@ -141,6 +141,11 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
         return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
+    if annotation is float and isinstance(value, str):
+        try:  # YAML 1.1 reads 5e-5 (no dot) as a string; everybody writes learning rates that way
+            return float(value)
+        except ValueError:
+            pass
     if annotation is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if annotation in (str, bool) and isinstance(value, annotation):

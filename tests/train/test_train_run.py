@@ -1,0 +1,93 @@
+"""One tiny training run end to end, checked from its run folder; bad inputs stop before any training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from trex import TRexModel
+from trex.data import DataError
+from trex.pretrained import tiny_random_llama
+from trex.train.recipe import load_recipe
+from trex.train.run import run_training
+
+RECIPE = Path(__file__).resolve().parents[2] / "configs" / "tiny-cpu.yaml"
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    recipe = load_recipe(
+        RECIPE, [f"output_dir={root / 'run'}", f"intuition.cache_dir={root / 'cache'}", "training.max_steps=3"]
+    )
+    return run_training(recipe)
+
+
+def test_run_folder_holds_recipe_bank_metrics_and_adapter(finished_run):
+    run = finished_run.run_dir
+    assert finished_run.steps == 3
+    for name in (
+        "recipe.yaml",
+        "metrics.jsonl",
+        "intuition_bank",
+        "tensorboard",
+        "adapter/adapter_config.json",
+        "adapter/intuition",
+        "checkpoint-2/COMPLETE",
+    ):
+        assert (run / name).exists(), name
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_metrics_log_loss_lr_speed_and_routing_entropy_per_layer(finished_run):
+    lines = [json.loads(line) for line in (finished_run.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [1, 2, 3]
+    for line in lines:
+        assert line["loss"] > 0 and line["learning_rate"] > 0 and line["tokens_per_s"] > 0
+        assert len(line["routing"]) == 14  # every adapted module of the 2-layer model
+        assert all(0.0 <= row["entropy"] <= 1.0 + 1e-6 for row in line["routing"].values())
+    assert lines[0]["routing_entropy_mean"] == pytest.approx(1.0, abs=1e-5)  # zero router: uniform at the start
+
+
+def test_trained_adapter_routes_raw_prompts_with_its_own_bank(finished_run):
+    model, tokenizer = tiny_random_llama()
+    trex = TRexModel.from_pretrained(model, finished_run.adapter_dir)
+    assert trex.intuition_bank is not None
+    prompts = ["Which is a mammal?\nA. whale\nB. shark\nAnswer:", "Is the sky green?\nA. yes\nB. no\nAnswer:"]
+    batch = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left")
+    by_text = trex.generate(**batch, intuition_text=prompts, max_new_tokens=3, do_sample=False)
+    by_vector = trex.generate(**batch, intuition=trex.intuition_bank.score(prompts), max_new_tokens=3, do_sample=False)
+    assert torch.equal(by_text, by_vector)
+
+
+def test_existing_run_without_resume_is_refused(finished_run):
+    recipe = load_recipe(RECIPE, [f"output_dir={finished_run.run_dir}"])
+    with pytest.raises(ValueError, match="already holds a run; pass --resume"):
+        run_training(recipe)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "message"),
+    [
+        (["adapter.target_modules=[fc1]"], ValueError, r"matches no nn.Linear of LlamaForCausalLM"),
+        (["data.tasks=[copaa]"], DataError, "copaa"),
+        (["data.max_length=8"], ValueError, "every instance is longer than data.max_length=8"),
+    ],
+)
+def test_bad_runs_fail_before_training(tmp_path, overrides, error, message):
+    recipe = load_recipe(RECIPE, [f"output_dir={tmp_path / 'run'}", *overrides])
+    with pytest.raises(error, match=message):
+        run_training(recipe)
+    assert not (tmp_path / "run").exists()
+
+
+def test_user_jsonl_task_with_a_bad_line_names_file_and_line(tmp_path):
+    good = {"question": "2+2?", "options": ["4", "5"], "label": 0}
+    path = tmp_path / "mine.jsonl"
+    path.write_text(json.dumps(good) + "\n{broken\n")
+    recipe = load_recipe(RECIPE, [f"output_dir={tmp_path / 'run'}", f"data.tasks=[{path}]"])
+    with pytest.raises(DataError, match=r"mine.jsonl:2: malformed JSON"):
+        run_training(recipe)
