@@ -272,3 +272,23 @@ def test_gradient_checkpointing_recomputes_with_the_right_intuition():
         torch.testing.assert_close(grads[1][name], grad, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="non-reentrant"):
         make().gradient_checkpointing_enable({"use_reentrant": True})
+
+
+def test_default_targets_on_phi_are_its_linear_layers():
+    from transformers import PhiConfig, PhiForCausalLM
+
+    config = PhiConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
+                       vocab_size=100)
+    model = get_trex_model(PhiForCausalLM(config), TRexConfig())
+    assert {name.rsplit(".", 1)[-1] for name in model.adapted_modules} == {
+        "q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"
+    }
+
+
+def test_whole_model_under_bf16_autocast_stays_close():
+    model = make()
+    ids, s = batch(), intuition()
+    reference = model(input_ids=ids, intuition=s).logits
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = model(input_ids=ids, intuition=s).logits
+    assert (low.float() - reference).abs().max() < 0.1 * reference.abs().max()

@@ -73,5 +73,18 @@ def train(
         )
 
 
+@app.command()
+def quickstart(
+    output_dir: Annotated[Path, typer.Option(help="Run folder (re-running continues or reuses it).")] = Path(
+        "runs/quickstart"
+    ),
+    samples_per_task: Annotated[int, typer.Option(help="Unseen questions per task to answer at the end.")] = 1,
+) -> None:
+    """Train T-REX on SmolLM2-135M with the shipped data subset (CPU, offline) and compare answers with the base."""
+    from trex.quickstart import quickstart as run_quickstart
+
+    run_quickstart(output_dir, samples_per_task)
+
+
 def main() -> None:
     app()

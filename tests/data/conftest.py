@@ -6,14 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from trex.pretrained import byte_tokenizer as make_byte_tokenizer
+
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 
 
 @pytest.fixture(autouse=True)
@@ -29,20 +26,9 @@ def _no_data_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _byte_tokenizer(chat: bool) -> PreTrainedTokenizerFast:
     """One token per byte (a BPE without merges): reversible, so truncation can be checked exactly."""
-    vocab = {c: i for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
-    for special in ("<s>", "</s>", "<|im_start|>", "<|im_end|>"):
-        vocab[special] = len(vocab)
-    model = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    model.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    model.decoder = decoders.ByteLevel()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=model,
-        bos_token="<s>",
-        eos_token="</s>",
-        additional_special_tokens=["<|im_start|>", "<|im_end|>"],
-    )
-    if chat:
-        tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer = make_byte_tokenizer()
+    if not chat:
+        tokenizer.chat_template = None
     return tokenizer
 
 

@@ -30,10 +30,10 @@ def test_truncation_shortens_only_the_passage(byte_tokenizer) -> None:
     example = tokenize_for_training(rendered, byte_tokenizer, max_length=full - 100, chat_template=False)
     assert example.truncated and len(example.input_ids) <= full - 100
     text = byte_tokenizer.decode(example.input_ids)
-    assert text.endswith("Is it blue?\nAnswer: yes</s>")  # question, "Answer:" and answer intact
+    assert text.endswith("Is it blue?\nAnswer: yes<|endoftext|>")  # question, "Answer:" and answer intact
     assert text.startswith("The sky is very blue today.")
     answer = [t for t, lab in zip(example.input_ids, example.labels, strict=True) if lab != IGNORE_INDEX]
-    assert byte_tokenizer.decode(answer) == " yes</s>"
+    assert byte_tokenizer.decode(answer) == " yes<|endoftext|>"
 
 
 def test_too_long_without_passage_is_dropped_and_counted(byte_tokenizer) -> None:
@@ -50,11 +50,11 @@ def test_chat_template_switch(chat_tokenizer) -> None:
     rendered = render(TaskInstance("copa", "c1", "Why?", ["a", "b"], 1), "letters")
     with_chat = tokenize_for_training(rendered, chat_tokenizer, 1000, chat_template=True)
     text = chat_tokenizer.decode(with_chat.input_ids)
-    assert text == "<|im_start|>user\nWhy?\nA. a\nB. b\nAnswer:<|im_end|>\n<|im_start|>assistant\nB</s>"
+    assert text == "<|im_start|>user\nWhy?\nA. a\nB. b\nAnswer:<|im_end|>\n<|im_start|>assistant\nB<|endoftext|>"
     answer = [t for t, lab in zip(with_chat.input_ids, with_chat.labels, strict=True) if lab != IGNORE_INDEX]
-    assert chat_tokenizer.decode(answer) == "B</s>"
+    assert chat_tokenizer.decode(answer) == "B<|endoftext|>"
     plain = tokenize_for_training(rendered, chat_tokenizer, 1000, chat_template=False)
-    assert chat_tokenizer.decode(plain.input_ids) == "Why?\nA. a\nB. b\nAnswer: B</s>"
+    assert chat_tokenizer.decode(plain.input_ids) == "Why?\nA. a\nB. b\nAnswer: B<|endoftext|>"
 
 
 @pytest.mark.slow

@@ -58,9 +58,10 @@ def routing_statistics(model: TRexModel, batch: dict[str, torch.Tensor]) -> dict
 class MetricsLogger(TrainerCallback):
     """Appends one JSON line per logging step to ``metrics.jsonl`` (main process only)."""
 
-    def __init__(self, path: Path, probe_batch: dict[str, torch.Tensor] | None) -> None:
+    def __init__(self, path: Path, probe_batch: dict[str, torch.Tensor] | None, probe_every: int = 10) -> None:
         self.path = path
         self.probe_batch = probe_batch
+        self.probe_every = probe_every
         self._last: tuple[float, int] | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -74,7 +75,8 @@ class MetricsLogger(TrainerCallback):
         if self._last is not None and now > self._last[0]:
             record["tokens_per_s"] = (tokens - self._last[1]) / (now - self._last[0])
         record["peak_rss_mb"] = _peak_rss_mb()
-        if self.probe_batch is not None and model is not None:
+        probe_now = state.global_step == 1 or state.global_step % self.probe_every == 0
+        if self.probe_batch is not None and model is not None and probe_now:
             trex_model = _unwrap(model)
             device = next(p for p in trex_model.parameters() if p.requires_grad).device
             batch = {k: v.to(device) for k, v in self.probe_batch.items()}

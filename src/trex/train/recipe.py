@@ -92,6 +92,9 @@ class TrainingSection:
     routing_probe_size: int = field(
         default=8, metadata={"help": "Instances of the fixed probe batch used to log routing entropy per layer."}
     )
+    routing_probe_steps: int = field(
+        default=10, metadata={"help": "Log routing statistics every N optimizer steps (and at step 1)."}
+    )
 
 
 SECTIONS = {"model": ModelSection, "data": DataSection, "intuition": IntuitionSection, "training": TrainingSection}

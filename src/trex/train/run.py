@@ -176,7 +176,7 @@ def run_training(recipe: Recipe, resume: bool = False, callbacks: list[TrainerCa
         train_dataset=dataset,
         data_collator=collator,
         callbacks=[
-            MetricsLogger(run_dir / "metrics.jsonl", probe),
+            MetricsLogger(run_dir / "metrics.jsonl", probe, recipe.training.routing_probe_steps),
             tensorboard_callback(run_dir / "tensorboard"),
             *(callbacks or []),
         ],
