@@ -12,8 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from trex.config import TRexConfig
+from trex.intuition.cli import app as intuition_app
 
 app = typer.Typer(help="T-REX: mixture of rank-one experts with semantic intuition.", no_args_is_help=True)
+app.add_typer(intuition_app, name="intuition")
 console = Console()
 
 

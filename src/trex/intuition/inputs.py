@@ -1,0 +1,79 @@
+"""Training prompts for ``trex intuition fit``: from JSONL files, or sampled from the task registry."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def read_jsonl_texts(
+    paths: Sequence[str | Path], text_field: str = "text", label_field: str | None = None
+) -> tuple[list[str], list[str]]:
+    """Texts and labels from JSONL files, one instance per line.
+
+    The text field must hold the prompt of the instance without its answer; it is embedded as is.
+    Labels come from ``label_field`` when given, otherwise each file's stem names the task of its lines,
+    so ``show`` can say which tasks a cluster draws from.
+
+    Raises:
+        FileNotFoundError: a file is missing.
+        ValueError: a line is not a JSON object or lacks a string in the requested field (file and line
+            number are named).
+    """
+    texts: list[str] = []
+    labels: list[str] = []
+    for raw_path in paths:
+        path = Path(raw_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"input file not found: {path}")
+        with path.open(encoding="utf-8") as handle:
+            for line_no, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{line_no}"
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{where}: not valid JSON ({err.msg})") from err
+                if not isinstance(record, dict):
+                    raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
+                texts.append(_string_field(record, text_field, where))
+                labels.append(_string_field(record, label_field, where) if label_field else path.stem)
+    return texts, labels
+
+
+def _string_field(record: dict, field: str, where: str) -> str:
+    if field not in record:
+        raise ValueError(f"{where}: no field {field!r} (fields: {', '.join(sorted(record))})")
+    value = record[field]
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: field {field!r} must be a string, got {type(value).__name__}")
+    return value
+
+
+def sample_task_texts(
+    tasks: Sequence[str], data_root: str | Path | None = None, cap: int | None = None, seed: int = 0
+) -> tuple[list[str], list[str]]:
+    """Intuition texts of the train split of registry tasks, labelled with the task name.
+
+    The text is ``trex.data.intuition_text`` (the prompt without the answer), the same string the adapter
+    embeds at training and inference time. With ``cap``, each task contributes a seeded random sample of at
+    most ``cap`` instances (the seed is combined with the task name, so adding a task changes no other sample).
+    """
+    from trex.data import intuition_text, load_task
+
+    texts: list[str] = []
+    labels: list[str] = []
+    for task in tasks:
+        instances = load_task(task, "train", data_root=data_root)
+        if cap is not None and cap < len(instances):
+            instances = random.Random(f"{seed}-{task}").sample(instances, cap)
+        texts.extend(intuition_text(instance) for instance in instances)
+        labels.extend([task] * len(instances))
+        logger.info("%-14s %6d train instances", task, len(instances))
+    return texts, labels
