@@ -33,7 +33,7 @@ def test_bad_lines_are_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="d.jsonl:3: expected a JSON object, got list"):
         read_jsonl_texts([path])
     path.write_text("{oops\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="d.jsonl:1: not valid JSON"):
+    with pytest.raises(ValueError, match="d.jsonl:1: malformed JSON"):
         read_jsonl_texts([path])
     with pytest.raises(FileNotFoundError, match="input file not found"):
         read_jsonl_texts([tmp_path / "missing.jsonl"])

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from collections.abc import Sequence
 from pathlib import Path
+
+from trex.data.io import read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -31,19 +32,10 @@ def read_jsonl_texts(
         path = Path(raw_path)
         if not path.is_file():
             raise FileNotFoundError(f"input file not found: {path}")
-        with path.open(encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{line_no}"
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{where}: not valid JSON ({err.msg})") from err
-                if not isinstance(record, dict):
-                    raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
-                texts.append(_string_field(record, text_field, where))
-                labels.append(_string_field(record, label_field, where) if label_field else path.stem)
+        for line_no, record in read_jsonl(path):
+            where = f"{path}:{line_no}"
+            texts.append(_string_field(record, text_field, where))
+            labels.append(_string_field(record, label_field, where) if label_field else path.stem)
     return texts, labels
 
 
