@@ -277,11 +277,17 @@ def test_gradient_checkpointing_recomputes_with_the_right_intuition():
 def test_default_targets_on_phi_are_its_linear_layers():
     from transformers import PhiConfig, PhiForCausalLM
 
-    config = PhiConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
-                       vocab_size=100)
+    config = PhiConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4, vocab_size=100
+    )
     model = get_trex_model(PhiForCausalLM(config), TRexConfig())
     assert {name.rsplit(".", 1)[-1] for name in model.adapted_modules} == {
-        "q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "dense",
+        "fc1",
+        "fc2",
     }
 
 
@@ -292,3 +298,53 @@ def test_whole_model_under_bf16_autocast_stays_close():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         low = model(input_ids=ids, intuition=s).logits
     assert (low.float() - reference).abs().max() < 0.1 * reference.abs().max()
+
+
+def fitted_bank(n_clusters: int = 32):
+    from intuition.fakes import FakeEmbedder, make_corpus
+
+    from trex.intuition import fit_intuition_bank
+
+    texts, labels = make_corpus(per_topic=12)
+    return fit_intuition_bank(texts, n_clusters, embedder=FakeEmbedder(dim=64), labels=labels), texts
+
+
+def test_bank_is_saved_inside_the_adapter_and_routes_raw_text(tmp_path):
+    from intuition.fakes import FakeEmbedder
+
+    from trex.intuition import IntuitionBank
+
+    bank, texts = fitted_bank()
+    model = make()
+    model.attach_intuition_bank(bank)
+    ids = batch(n=2)
+    prompts = texts[:2]
+    by_text = model(input_ids=ids, intuition_text=prompts).logits
+    by_vector = model(input_ids=ids, intuition=bank.score(prompts)).logits
+    torch.testing.assert_close(by_text, by_vector, rtol=0, atol=0)
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "intuition").is_dir()
+    loaded = TRexModel.from_pretrained(tiny_llama(0), tmp_path)
+    torch.testing.assert_close(loaded.intuition_bank.centroids, bank.centroids, rtol=0, atol=0)
+    loaded.intuition_bank = IntuitionBank.load(tmp_path / "intuition", embedder=FakeEmbedder(dim=64))
+    torch.testing.assert_close(loaded(input_ids=ids, intuition_text=prompts).logits, by_text, rtol=0, atol=0)
+    generated = loaded.generate(input_ids=ids, intuition_text=prompts, max_new_tokens=4, do_sample=False)
+    expected = loaded.generate(input_ids=ids, intuition=bank.score(prompts), max_new_tokens=4, do_sample=False)
+    assert torch.equal(generated, expected)
+
+
+def test_a_bank_of_the_wrong_width_is_refused():
+    bank, _ = fitted_bank(n_clusters=8)
+    with pytest.raises(ValueError, match="the intuition bank has 8 clusters but this adapter expects intuition of"):
+        make().attach_intuition_bank(bank)
+
+
+def test_saving_without_a_bank_removes_a_stale_one(tmp_path):
+    bank, _ = fitted_bank()
+    model = make()
+    model.attach_intuition_bank(bank)
+    model.save_pretrained(tmp_path)
+    model.intuition_bank = None
+    model.save_pretrained(tmp_path)
+    assert not (tmp_path / "intuition").exists()
+    assert TRexModel.from_pretrained(tiny_llama(0), tmp_path).intuition_bank is None
