@@ -86,6 +86,9 @@ class TrainingSection:
     bf16: bool = field(default=False, metadata={"help": "bf16 mixed precision (GPU)."})
     fp16: bool = field(default=False, metadata={"help": "fp16 mixed precision (GPU)."})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute blocks in backward."})
+    group_by_length: bool = field(
+        default=True, metadata={"help": "Batch instances of similar length together: less padding, faster steps."}
+    )
     logging_steps: int = field(default=1, metadata={"help": "Log every N optimizer steps."})
     save_steps: int = field(default=50, metadata={"help": "Checkpoint every N optimizer steps."})
     save_total_limit: int | None = field(default=2, metadata={"help": "Complete checkpoints kept."})

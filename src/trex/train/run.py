@@ -113,6 +113,7 @@ def training_arguments(recipe: Recipe, run_dir: Path) -> TrainingArguments:
         bf16=t.bf16,
         fp16=t.fp16,
         gradient_checkpointing=t.gradient_checkpointing,
+        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
         logging_steps=t.logging_steps,
         save_strategy="steps",
         save_steps=t.save_steps,
