@@ -12,10 +12,12 @@ from rich.console import Console
 from rich.table import Table
 
 from trex.config import TRexConfig
+from trex.eval.cli import eval_command
 from trex.intuition.cli import app as intuition_app
 
 app = typer.Typer(help="T-REX: mixture of rank-one experts with semantic intuition.", no_args_is_help=True)
 app.add_typer(intuition_app, name="intuition")
+app.command("eval")(eval_command)
 console = Console()
 
 

@@ -1,0 +1,81 @@
+"""`trex eval`: one typed command function, registered by `trex.cli` (options and docs cannot drift apart)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+
+from trex.data import DataError
+from trex.eval.errors import EvalError
+from trex.pretrained import DEFAULT_MODEL
+
+console = Console()
+logger = logging.getLogger(__name__)
+
+
+def eval_command(
+    task: Annotated[
+        list[str],
+        typer.Option(
+            "--task", "-t", help="Task names (repeatable or comma-separated), 'suite' (the paper's 14) or 'bbh'."
+        ),
+    ] = ["suite"],  # noqa: B006
+    model: Annotated[str, typer.Option(help="Base model: 'smollm2-135m' (offline default), a folder or a hub id.")] = (
+        DEFAULT_MODEL
+    ),
+    adapter: Annotated[
+        Path | None, typer.Option(help="T-REX adapter folder; omit to evaluate the base model.")
+    ] = None,
+    scoring: Annotated[
+        str, typer.Option(help="'generate' (greedy answer letter, the paper's) or 'loglik' (option log-likelihood).")
+    ] = "generate",
+    fmt: Annotated[
+        str, typer.Option("--format", help="Prompt format: 'letters' or 'cloze' (loglik only).")
+    ] = "letters",
+    limit: Annotated[int | None, typer.Option(help="Score the first N instances of each task.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Instances per forward (all options of an instance together).")] = 8,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for results.json, predictions, table.md.")] = (
+        Path("runs/eval")
+    ),
+    data_root: Annotated[
+        Path | None, typer.Option(help="Suite root (default: $TREX_DATA, else the shipped subset).")
+    ] = None,
+    chat_template: Annotated[
+        bool,
+        typer.Option("--chat-template/--no-chat-template", help="Wrap prompts in the chat template, as training."),
+    ] = True,
+    max_length: Annotated[
+        int | None, typer.Option(help="Context length (default: the model's); passages are cut.")
+    ] = None,
+    dump_requests: Annotated[
+        Path | None, typer.Option(help="Also write every request (prompt, options, gold) to this JSONL file.")
+    ] = None,
+    metric: Annotated[str, typer.Option(help="Metric of the printed table: 'acc' or 'acc_norm' (loglik).")] = "acc",
+) -> None:
+    """Accuracy of a base model or base + T-REX adapter on the paper's tasks, in the layout of its Table 1."""
+    from trex.eval.loading import load_eval_model
+    from trex.eval.runner import evaluate, resolve_tasks
+
+    try:
+        tasks = resolve_tasks(task)
+        lm = load_eval_model(model, adapter, chat_template=chat_template, max_length=max_length)
+        run = evaluate(
+            lm, tasks, scoring=scoring, fmt=fmt, limit=limit, batch_size=batch_size, data_root=data_root,
+            output_dir=output, dump_requests=dump_requests, metric=metric,
+        )  # fmt: skip
+    except (EvalError, DataError) as err:
+        raise typer.BadParameter(str(err)) from err
+    console.print(Markdown(run.markdown(metric)))
+    console.print(
+        f"{sum(r.n for r in run.results.values())} instances in {run.wall_s:.1f} s "
+        f"({run.instances_per_s:.2f} instances/s while scoring); results in {output}"
+    )
+    if run.failed:
+        for name, message in run.failed.items():
+            console.print(f"[red]{name} failed:[/red] {message}")
+        raise typer.Exit(code=1)

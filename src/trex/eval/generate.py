@@ -1,0 +1,129 @@
+"""Generate scoring: greedy decoding after "Answer:", batched with left padding and the KV cache.
+
+Generation budgets (new tokens) per answer type, and how the answer is read from the generated text:
+
+- ``letter`` (the 14 tasks, letters format): 2 tokens, so a tokenizer that emits the space on its own does not
+  cost the answer; the first non-space character (after an opening bracket) is the predicted letter, compared
+  with the gold letter case-insensitively. This is the T-REX authors' scoring (1-token greedy exact match).
+- BBH ``multiple_choice`` ("(A)".."(R)"): 5 tokens; read the same way, so "(B)", "B)" and "b" all mean B.
+- BBH ``binary`` (Yes/No, True/False, valid/invalid, ...): the longest answer word plus 2 tokens; the first word
+  of the generation, stripped of punctuation, compared with the answer words case-insensitively.
+- BBH ``free_text`` (dyck_languages, multistep_arithmetic_two, object_counting, word_sorting): the task's longest
+  target plus 2 tokens; the first line of the generation with whitespace collapsed must equal the target; when
+  the target is a number, the first number in the generation is compared instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import torch
+from transformers import GenerationConfig
+
+from trex.eval.lm import EvalModel
+from trex.eval.loglik import encode_text
+from trex.eval.requests import EvalRequest
+
+LETTER_TOKENS = 2
+CHOICE_TOKENS = 5
+EXTRA_TOKENS = 2
+"""Room beyond the longest answer, for a leading space or newline token."""
+
+_LETTER = re.compile(r"^\s*[\(\[]?\s*([A-Za-z])(?![A-Za-z])")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_WORD = re.compile(r"[\w'-]+")
+
+
+def generation_budget(requests: Sequence[EvalRequest], tokenizer) -> int:
+    """New tokens to generate for these requests (all of one task): enough for the longest answer needed."""
+    kinds = {r.answer_type for r in requests}
+    budget = 0
+    if "letter" in kinds:
+        budget = LETTER_TOKENS
+    if "multiple_choice" in kinds:
+        budget = max(budget, CHOICE_TOKENS)
+    answers = [a for r in requests if r.answer_type in ("binary", "free_text") for a in (*r.options, r.target)]
+    if answers:
+        longest = max(len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
+        budget = max(budget, longest + EXTRA_TOKENS)
+    return budget
+
+
+def read_letter(text: str) -> str | None:
+    """The answer letter at the start of a generation ("B", " (b)", "B. Paris"), upper-case; None if none."""
+    match = _LETTER.match(text)
+    return match.group(1).upper() if match else None
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.split())
+
+
+def predict(request: EvalRequest, generated: str) -> tuple[int | None, bool]:
+    """(predicted option index or None, correct) for a generation, following the rules in the module docstring."""
+    if request.answer_type in ("letter", "multiple_choice"):
+        letter = read_letter(generated)
+        index = request.letters.index(letter) if letter in request.letters else None
+        return index, index is not None and index == request.gold
+    if request.answer_type == "binary":
+        words = _WORD.findall(generated)
+        answers = [_normalise(o).lower() for o in request.options]
+        first = words[0].lower() if words else ""
+        index = answers.index(first) if first in answers else None
+        return index, index is not None and index == request.gold
+    target = _normalise(request.target)
+    if _NUMBER.fullmatch(target):
+        number = _NUMBER.search(generated)
+        return None, number is not None and float(number.group()) == float(target)
+    lines = generated.strip().splitlines()
+    return None, bool(lines) and _normalise(lines[0]) == target
+
+
+@torch.no_grad()
+def generate_batch(
+    lm: EvalModel,
+    prompts: Sequence[str],
+    intuition_texts: Sequence[str],
+    max_new_tokens: int,
+    stop_strings: Sequence[str] = (),
+) -> list[str]:
+    """Greedy continuations of `prompts` (left-padded batch, KV cache), decoded without special tokens."""
+    tokenizer = lm.tokenizer
+    room = max(lm.context_length - max_new_tokens, 1)
+    rows = [encode_text(tokenizer, p)[-room:] for p in prompts]  # requests are built to fit; others lose the left
+    width = max(len(r) for r in rows)
+    pad = lm.pad_token_id
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=lm.device)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=lm.device)
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad,
+        eos_token_id=tokenizer.eos_token_id,
+    )  # fmt: skip
+    stopping = {"stop_strings": list(stop_strings), "tokenizer": tokenizer} if stop_strings else {}
+    out = lm.model.generate(
+        input_ids=ids, attention_mask=mask, generation_config=config, **stopping, **lm.extra_inputs(intuition_texts)
+    )
+    texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+    return [_cut(text, stop_strings) for text in texts]
+
+
+def _cut(text: str, stop_strings: Sequence[str]) -> str:
+    """The text before the first stop string (generation stops after the token that completes one)."""
+    ends = [text.find(s) for s in stop_strings if s and s in text]
+    return text[: min(ends)] if ends else text
+
+
+def generate_answers(lm: EvalModel, requests: Sequence[EvalRequest], batch_size: int) -> list[str]:
+    """Generations for every request (run longest prompt first, returned in request order)."""
+    budget = generation_budget(requests, lm.tokenizer)
+    order = sorted(range(len(requests)), key=lambda i: -len(requests[i].prompt))
+    texts: list[str] = [""] * len(requests)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        outputs = generate_batch(
+            lm, [requests[i].prompt for i in chunk], [requests[i].intuition_text for i in chunk], budget
+        )
+        for i, text in zip(chunk, outputs, strict=True):
+            texts[i] = text
+    return texts

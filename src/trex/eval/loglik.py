@@ -1,0 +1,199 @@
+"""Log-likelihood of option continuations, with lm-evaluation-harness' tokenisation and the prompt run once.
+
+Tokenisation (the conventions of lm-eval 0.4, see ../shared/research/lm-eval-conventions.md): trailing
+whitespace of the context moves into the continuation; the context is encoded alone, and the continuation is
+the tokens of ``encode(context + continuation)`` after the first ``len(encode(context))`` (so when a token
+merges across the boundary, the model sees the context's own tokens and is scored on what follows the merge);
+special tokens follow the tokenizer's default unless the string already starts with BOS; an empty context is
+conditioned on BOS (EOS without BOS); inputs longer than the context window lose tokens from the left.
+
+Speed: the options of one instance share their prompt, so the prompt is run once (left-padded batch, KV cache
+kept) and only the option tokens are run, against that cache repeated once per option; when every option is
+one token (the letters format) the prompt's last position already scores them all and no second pass runs.
+Without sharing (for benchmarks) each option is its own item and pays for its own prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from trex.eval.lm import EvalModel, select_rows
+
+
+@dataclass(frozen=True)
+class LoglikItem:
+    """One instance to score: a context, its option continuations, and the text its intuition comes from."""
+
+    context: str
+    continuations: list[str]
+    intuition_text: str
+
+
+@dataclass(frozen=True)
+class OptionScore:
+    """Summed log-probability of a continuation and whether greedy decoding would have produced it."""
+
+    logprob: float
+    greedy: bool
+
+
+def encode_text(tokenizer, text: str) -> list[int]:
+    """Token ids of a prompt: the tokenizer's default special tokens, none when the text already starts with BOS
+    (a chat template that writes its own); the same rule for scoring options and for generation."""
+    bos = tokenizer.bos_token
+    special = not (bos is not None and text.startswith(bos))
+    return list(tokenizer(text, add_special_tokens=special)["input_ids"])
+
+
+def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """(context tokens, continuation tokens) exactly as lm-evaluation-harness splits them."""
+    if not context:
+        prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        return [prefix], list(tokenizer(continuation, add_special_tokens=False)["input_ids"])
+    stripped = context.rstrip()
+    continuation = context[len(stripped) :] + continuation
+    whole = encode_text(tokenizer, stripped + continuation)
+    context_ids = encode_text(tokenizer, stripped)
+    return context_ids, whole[len(context_ids) :]
+
+
+@dataclass
+class _Prepared:
+    """An item as token lists: one shared prefix, then per option the remaining tokens and how many are scored."""
+
+    item: int
+    prefix: list[int]
+    rests: list[list[int]]
+    n_scored: list[int]
+    truncated: bool
+
+
+def _common_prefix(sequences: list[list[int]]) -> int:
+    n = min(len(s) for s in sequences)
+    for i in range(n):
+        if any(s[i] != sequences[0][i] for s in sequences[1:]):
+            return i
+    return n
+
+
+def _prepare(lm: EvalModel, index: int, item: LoglikItem, share_prefix: bool) -> list[_Prepared]:
+    tokens, scored, truncated = [], [], False
+    window = lm.context_length
+    for continuation in item.continuations:
+        context_ids, continuation_ids = encode_pair(lm.tokenizer, item.context, continuation)
+        if not continuation_ids:
+            raise ValueError(
+                f"continuation {continuation!r} encodes to no tokens after context {item.context[-40:]!r}"
+            )
+        full = context_ids + continuation_ids
+        if len(full) - 1 > window:  # the last token is never an input
+            full, truncated = full[-(window + 1) :], True
+        tokens.append(full)
+        scored.append(min(len(continuation_ids), window))
+    groups = [list(range(len(tokens)))] if share_prefix else [[j] for j in range(len(tokens))]
+    prepared = []
+    for group in groups:
+        seqs = [tokens[j] for j in group]
+        shared = min(_common_prefix(seqs), *(len(s) - scored[j] for s, j in zip(seqs, group, strict=True)))
+        if shared < 1:  # left truncation left the options no common start: score them one by one
+            for j in group:
+                prepared.extend(_prepare(lm, index, LoglikItem(item.context, [item.continuations[j]], ""), False))
+            continue
+        rests = [s[shared:] for s in seqs]
+        prepared.append(_Prepared(index, seqs[0][:shared], rests, [scored[j] for j in group], truncated))
+    return prepared
+
+
+def _left_pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, width - len(row) :] = torch.tensor(row)
+        mask[i, width - len(row) :] = 1
+    return ids, mask
+
+
+def _right_pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
+@torch.no_grad()
+def _score_batch(lm: EvalModel, batch: list[_Prepared], extras: dict[str, torch.Tensor]) -> list[list[OptionScore]]:
+    """Run the prefixes once (KV cache kept), then every option's remaining tokens against its prefix's cache."""
+    device, pad = lm.device, lm.pad_token_id
+    prefix_ids, prefix_mask = _left_pad([p.prefix for p in batch], pad)
+    prefix_ids, prefix_mask = prefix_ids.to(device), prefix_mask.to(device)
+    positions = (prefix_mask.cumsum(-1) - 1).clamp(min=0)
+    out = lm.model(
+        input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=positions, use_cache=True, logits_to_keep=1,
+        **extras,
+    )  # fmt: skip
+    last = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+    owner = torch.tensor([i for i, p in enumerate(batch) for _ in p.rests], device=device)
+    if all(len(rest) == 1 for p in batch for rest in p.rests):  # one-token options (letters): the prefix says all
+        return _gather(batch, last[owner, None], device)
+    cache = out.past_key_values
+    cache.reorder_cache(owner)
+    rest_ids, rest_mask = _right_pad([r for p in batch for r in p.rests], pad)
+    rest_ids, rest_mask = rest_ids.to(device), rest_mask.to(device)
+    prefix_len = torch.tensor([len(p.prefix) for p in batch], device=device)[owner]
+    out = lm.model(
+        input_ids=rest_ids,
+        attention_mask=torch.cat([prefix_mask[owner], rest_mask], dim=1),
+        position_ids=prefix_len[:, None] + torch.arange(rest_ids.shape[1], device=device),
+        past_key_values=cache,
+        use_cache=True,
+        **select_rows(extras, owner),
+    )
+    # index k of `logp` predicts token k of the rest (k = 0 comes from the prefix's last position)
+    logp = torch.cat([last[owner, None], torch.log_softmax(out.logits.float(), dim=-1)], dim=1)
+    return _gather(batch, logp, device)
+
+
+def _gather(batch: list[_Prepared], logp: torch.Tensor, device: torch.device) -> list[list[OptionScore]]:
+    """Per option row of `logp` (index k predicts token k of the row's rest): summed log-prob and greedy flag."""
+    scores, row = [], 0
+    for p in batch:
+        per_option = []
+        for rest, n in zip(p.rests, p.n_scored, strict=True):
+            target = torch.tensor(rest[len(rest) - n :], device=device)
+            dist = logp[row, len(rest) - n : len(rest)]
+            per_option.append(
+                OptionScore(float(dist.gather(1, target[:, None]).sum()), bool((dist.argmax(-1) == target).all()))
+            )
+            row += 1
+        scores.append(per_option)
+    return scores
+
+
+def score_continuations(
+    lm: EvalModel, items: Sequence[LoglikItem], batch_size: int = 8, share_prefix: bool = True
+) -> tuple[list[list[OptionScore]], int]:
+    """Log-likelihood of every continuation of every item, and how many items were left-truncated.
+
+    Items are run longest first in batches of `batch_size` items (each with all its options), so padding stays
+    small; results come back in the order of `items`.
+    """
+    prepared = [p for i, item in enumerate(items) for p in _prepare(lm, i, item, share_prefix)]
+    order = sorted(range(len(prepared)), key=lambda k: -len(prepared[k].prefix))
+    results: list[list[OptionScore]] = [[] for _ in items]
+    pieces: dict[int, list[OptionScore]] = {}
+    for start in range(0, len(order), batch_size):
+        batch = [prepared[k] for k in order[start : start + batch_size]]
+        extras = lm.extra_inputs([items[p.item].intuition_text for p in batch])
+        for k, scores in zip(order[start : start + batch_size], _score_batch(lm, batch, extras), strict=True):
+            pieces[k] = scores
+    for k, p in enumerate(prepared):  # prepared pieces of one item are consecutive and in option order
+        results[p.item].extend(pieces[k])
+    truncated = len({p.item for p in prepared if p.truncated})
+    return results, truncated

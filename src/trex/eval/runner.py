@@ -1,0 +1,173 @@
+"""`evaluate`: score a model on a list of tasks and write results.json, predictions.jsonl and table.md.
+
+Files are rewritten after every task, so when a later task fails the tasks that finished are on disk; the
+failure is recorded in results.json (`failed`) and the remaining tasks still run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trex.data import DataError, get_task, list_tasks, load_task
+from trex.data.templates import FORMATS, Format
+from trex.eval.environment import environment
+from trex.eval.errors import EvalError
+from trex.eval.generate import CHOICE_TOKENS
+from trex.eval.lm import EvalModel
+from trex.eval.report import detail_table, table1
+from trex.eval.requests import build_requests, write_requests
+from trex.eval.scoring import SCORINGS, Scoring, TaskResult, score_task
+from trex.io import atomic_write
+
+logger = logging.getLogger(__name__)
+
+SUITES = {"suite": "eval", "bbh": "bbh"}
+"""Task group names accepted wherever task names are: the paper's 14 tasks and the 27 BBH tasks."""
+RESULTS_NAME, PREDICTIONS_NAME, TABLE_NAME = "results.json", "predictions.jsonl", "table.md"
+
+
+def resolve_tasks(names: Sequence[str]) -> list[str]:
+    """Expand `suite` / `bbh` and comma-separated lists; unknown names fail here, with the closest suggested."""
+    tasks: list[str] = []
+    for name in (n.strip() for entry in names for n in entry.split(",")):
+        if not name:
+            continue
+        expanded = list_tasks(SUITES[name]) if name in SUITES else [name]
+        for task in expanded:
+            try:
+                get_task(task)
+            except DataError as err:
+                raise EvalError(f"{err} (groups: {', '.join(SUITES)})") from None
+            if task not in tasks:
+                tasks.append(task)
+    if not tasks:
+        raise EvalError("no tasks given; name tasks or use 'suite' (the paper's 14) or 'bbh'")
+    return tasks
+
+
+@dataclass
+class EvalRun:
+    """Everything one evaluation produced: settings, per-task results, failures and timing."""
+
+    settings: dict[str, Any]
+    results: dict[str, TaskResult] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    wall_s: float = 0.0
+    env: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def instances_per_s(self) -> float:
+        scoring_time = sum(r.wall_s for r in self.results.values())
+        return sum(r.n for r in self.results.values()) / scoring_time if scoring_time else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.settings,
+            **self.env,
+            "wall_s": self.wall_s,
+            "instances_per_s": self.instances_per_s,
+            "tasks": {task: r.to_dict() for task, r in self.results.items()},
+            "failed": self.failed,
+        }
+
+    def markdown(self, metric: str = "acc", label: str | None = None) -> str:
+        """The paper's Table 1 row for this run, then the per-task detail table."""
+        label = label or self.label
+        return f"{table1([(label, self.results)], metric)}\n\n{detail_table(self.results)}\n"
+
+    @property
+    def label(self) -> str:
+        s = self.settings
+        model = s["model"] if s["adapter"] is None else f"{s['model']} + {Path(s['adapter']).name}"
+        return f"{model} ({s['scoring']}, {s['format']})"
+
+
+def _write(run: EvalRun, output_dir: Path, metric: str) -> None:
+    atomic_write(output_dir / RESULTS_NAME, lambda tmp: tmp.write_text(json.dumps(run.to_dict(), indent=2) + "\n"))
+    atomic_write(output_dir / TABLE_NAME, lambda tmp: tmp.write_text(run.markdown(metric)))
+
+
+def _check_options(scoring: str, fmt: str, tasks: Sequence[str], batch_size: int, limit: int | None) -> None:
+    if scoring not in SCORINGS:
+        raise EvalError(f"unknown scoring {scoring!r}; expected one of {', '.join(SCORINGS)}")
+    if fmt not in FORMATS:
+        raise EvalError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if scoring == "generate" and fmt == "cloze" and any(not get_task(t).bbh for t in tasks):
+        raise EvalError("generate scoring reads an answer letter, which needs --format letters (cloze has none)")
+    if batch_size < 1:
+        raise EvalError(f"batch size must be at least 1, got {batch_size}")
+    if limit is not None and limit < 1:
+        raise EvalError(f"--limit must be a positive number of instances per task, got {limit}")
+
+
+def evaluate(
+    lm: EvalModel,
+    tasks: Sequence[str],
+    scoring: Scoring = "generate",
+    fmt: Format = "letters",
+    limit: int | None = None,
+    batch_size: int = 8,
+    data_root: Path | str | None = None,
+    output_dir: Path | str | None = None,
+    dump_requests: Path | str | None = None,
+    metric: str = "acc",
+) -> EvalRun:
+    """Evaluate `lm` on `tasks` (names, `suite`, `bbh`) and return the run; files go to `output_dir` if given.
+
+    `limit` keeps the first N instances of each task's evaluation split. `dump_requests` writes every request
+    (exact prompt, option continuations, gold index, intuition text) as JSONL before it is scored. `metric`
+    (`acc` or `acc_norm`) is the one shown in table.md; results.json has both.
+    """
+    names = resolve_tasks(tasks)
+    _check_options(scoring, fmt, names, batch_size, limit)
+    settings = {
+        "model": lm.name, "adapter": lm.adapter, "scoring": scoring, "format": fmt, "limit": limit,
+        "batch_size": batch_size, "chat_template": lm.chat_template, "max_length": lm.context_length,
+        "data_root": None if data_root is None else str(data_root), "table_metric": metric,
+    }  # fmt: skip
+    run = EvalRun(settings, env=environment(lm.device))
+    out = Path(output_dir) if output_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / PREDICTIONS_NAME).write_text("")
+    if dump_requests is not None:
+        Path(dump_requests).parent.mkdir(parents=True, exist_ok=True)
+        Path(dump_requests).write_text("")
+    answer_room = CHOICE_TOKENS if scoring == "generate" else 0
+    start = time.perf_counter()
+    for task in names:
+        try:
+            instances = load_task(task, "eval", data_root=data_root, limit=limit)
+            request_set = build_requests(task, instances, fmt, lm.tokenizer, lm.chat_template, lm.context_length,
+                                         answer_room)  # fmt: skip
+            if dump_requests is not None:
+                write_requests(Path(dump_requests), request_set.requests)
+            if not request_set.requests:
+                raise EvalError(f"{task}: none of its {len(instances)} instances fits {lm.context_length} tokens")
+            result, rows = score_task(lm, request_set, scoring, batch_size, loaded=len(instances))
+        except (DataError, EvalError) as err:
+            logger.error("%s failed: %s", task, err)
+            run.failed[task] = str(err)
+        except Exception as err:  # record it beside the finished tasks' results, then stop
+            run.failed[task] = f"{type(err).__name__}: {err}"
+            run.wall_s = time.perf_counter() - start
+            if out is not None:
+                _write(run, out, metric)
+            raise
+        else:
+            run.results[task] = result
+            logger.info("%s: acc %s over %d instances (%.2f inst/s)", task, result.accuracy, result.n,
+                        result.instances_per_s)  # fmt: skip
+            if out is not None:
+                with open(out / PREDICTIONS_NAME, "a", encoding="utf-8") as handle:
+                    handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        run.wall_s = time.perf_counter() - start
+        if out is not None:
+            _write(run, out, metric)
+    return run

@@ -1,0 +1,112 @@
+"""The two scoring modes over a task's requests: per-instance predictions and the task's accuracy.
+
+``loglik`` ranks the option continuations by log-likelihood (`acc`: summed, `acc_norm`: per character);
+``generate`` decodes greedily and reads the answer (see `trex.eval.generate`). Both take the same requests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from trex.eval.generate import generate_answers, predict
+from trex.eval.lm import EvalModel
+from trex.eval.loglik import LoglikItem, score_continuations
+from trex.eval.metrics import choose, wilson_interval
+from trex.eval.requests import EvalRequest, RequestSet
+
+Scoring = Literal["generate", "loglik"]
+SCORINGS: tuple[Scoring, ...] = ("generate", "loglik")
+
+
+@dataclass
+class TaskResult:
+    """Accuracy of one task with its 95% Wilson interval, and what happened to every loaded instance.
+
+    `n` counts scored instances; `truncated` had their passage shortened to fit the context, `dropped` did not
+    fit even without it, `skipped` cannot be scored in this mode (BBH free text under loglik), `unreadable`
+    generations had no answer to read (counted wrong). `accuracy_norm` is lm-eval's acc_norm (loglik only).
+    """
+
+    task: str
+    scoring: str
+    n: int
+    correct: int
+    accuracy: float | None
+    ci95: tuple[float, float]
+    loaded: int
+    truncated: int = 0
+    dropped: int = 0
+    skipped: int = 0
+    unreadable: int = 0
+    correct_norm: int | None = None
+    accuracy_norm: float | None = None
+    ci95_norm: tuple[float, float] | None = None
+    wall_s: float = 0.0
+    instances_per_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _accuracy(correct: int, n: int) -> tuple[float | None, tuple[float, float]]:
+    return (correct / n if n else None), wilson_interval(correct, n)
+
+
+def score_loglik(lm: EvalModel, requests: Sequence[EvalRequest], batch_size: int) -> tuple[list[dict], int]:
+    """Predictions of every request with options (free-text ones are left out), and how many were truncated."""
+    scorable = [r for r in requests if r.options]
+    items = [LoglikItem(r.prompt, r.options, r.intuition_text) for r in scorable]
+    scores, truncated = score_continuations(lm, items, batch_size)
+    rows = []
+    for request, option_scores in zip(scorable, scores, strict=True):
+        logprobs = [s.logprob for s in option_scores]
+        pred, pred_norm = choose(logprobs, request.options)
+        rows.append({
+            "task": request.task, "uid": request.uid, "index": request.index, "options": request.options,
+            "scores": logprobs, "greedy": [s.greedy for s in option_scores], "prediction": pred,
+            "prediction_norm": pred_norm, "gold": request.gold, "correct": pred == request.gold,
+            "correct_norm": pred_norm == request.gold, "truncated": request.truncated,
+        })  # fmt: skip
+    return rows, truncated
+
+
+def score_generate(lm: EvalModel, requests: Sequence[EvalRequest], batch_size: int) -> list[dict]:
+    """Predictions of every request from its greedy generation."""
+    rows = []
+    for request, text in zip(requests, generate_answers(lm, requests, batch_size), strict=True):
+        pred, correct = predict(request, text)
+        rows.append({
+            "task": request.task, "uid": request.uid, "index": request.index, "options": request.options,
+            "generated": text, "prediction": pred, "gold": request.gold, "target": request.target,
+            "correct": correct, "truncated": request.truncated,
+        })  # fmt: skip
+    return rows
+
+
+def score_task(
+    lm: EvalModel, request_set: RequestSet, scoring: Scoring, batch_size: int, loaded: int
+) -> tuple[TaskResult, list[dict]]:
+    """Score one task's requests; the result counts every loaded instance (scored, dropped or skipped)."""
+    requests = request_set.requests
+    start = time.perf_counter()
+    if scoring == "loglik":
+        rows, left_truncated = score_loglik(lm, requests, batch_size)
+    else:
+        rows, left_truncated = score_generate(lm, requests, batch_size), 0
+    wall = time.perf_counter() - start
+    n, correct = len(rows), sum(r["correct"] for r in rows)
+    accuracy, ci = _accuracy(correct, n)
+    result = TaskResult(
+        request_set.task, scoring, n, correct, accuracy, ci, loaded,
+        truncated=request_set.n_truncated + left_truncated, dropped=len(request_set.dropped),
+        skipped=len(requests) - n, wall_s=wall, instances_per_s=n / wall if wall > 0 else 0.0,
+    )  # fmt: skip
+    if scoring == "loglik":
+        result.correct_norm = sum(r["correct_norm"] for r in rows)
+        result.accuracy_norm, result.ci95_norm = _accuracy(result.correct_norm, n)
+    else:
+        result.unreadable = sum(r["prediction"] is None and bool(r["options"]) for r in rows)
+    return result, rows
