@@ -82,12 +82,12 @@ def quickstart(
     output_dir: Annotated[Path, typer.Option(help="Run folder (re-running continues or reuses it).")] = Path(
         "runs/quickstart"
     ),
-    samples_per_task: Annotated[int, typer.Option(help="Unseen questions per task to answer at the end.")] = 1,
+    eval_limit: Annotated[int, typer.Option(help="Evaluation instances per task (shipped subset: up to 100).")] = 20,
 ) -> None:
-    """Train T-REX on SmolLM2-135M with the shipped data subset (CPU, offline) and compare answers with the base."""
+    """Train T-REX on SmolLM2-135M with the shipped data subset (CPU, offline), then evaluate it against the base."""
     from trex.quickstart import quickstart as run_quickstart
 
-    run_quickstart(output_dir, samples_per_task)
+    run_quickstart(output_dir, eval_limit)
 
 
 def main() -> None:

@@ -1,25 +1,29 @@
-"""``trex quickstart``: the whole method on a laptop CPU, offline, from the shipped data subset.
+"""``trex quickstart``: the whole method on a laptop CPU, offline, from the data subset shipped in the package.
 
-Fit the intuition bank on the training mixture, train T-REX on SmolLM2-135M-Instruct with the CPU recipe
-(``configs/smollm2-135m-cpu.yaml``), then answer a few evaluation questions the adapter never saw, routing each
-one by its own intuition. Re-running continues an interrupted run and reuses a finished one.
+1. fit the intuition bank on the training mixture and train T-REX on SmolLM2-135M-Instruct with the CPU recipe
+   (``configs/smollm2-135m-cpu.yaml``, fewer instances per task so the whole job stays under 20 minutes);
+2. evaluate the base model and the trained adapter on the paper's 14 tasks (the first ``eval_limit`` instances
+   of each shipped evaluation split), by 1-token generation (the paper's scoring) and by option log-likelihood;
+3. print both as the paper's Table 1 and write them to ``<output_dir>/quickstart.md``.
+
+Re-running continues an interrupted training run and reuses a finished one.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from rich.console import Console
-from rich.table import Table
 
-from trex.data import intuition_text, list_tasks, load_task, model_strings, render
+from trex.eval import EvalModel, evaluate, load_eval_model, table1
 from trex.model import TRexModel
-from trex.pretrained import load_base_model
+from trex.pretrained import DEFAULT_MODEL, load_base_model
 from trex.train.recipe import load_recipe
 from trex.train.run import run_training
 
 CPU_RECIPE = Path(__file__).resolve().parents[2] / "configs" / "smollm2-135m-cpu.yaml"
+QUICKSTART_OVERRIDES = ["data.max_per_task=16"]  # 18 tasks x 16 = 288 instances: ~5 minutes on 2 cores
+SCORINGS = ("generate", "loglik")
 
 
 def train_or_reuse(output_dir: Path, console: Console) -> Path:
@@ -30,42 +34,32 @@ def train_or_reuse(output_dir: Path, console: Console) -> Path:
         return adapter_dir
     if not CPU_RECIPE.is_file():
         raise FileNotFoundError(f"the quickstart recipe {CPU_RECIPE} is missing: run trex from a clone of the repo")
-    recipe = load_recipe(CPU_RECIPE, [f"output_dir={output_dir}"])
+    recipe = load_recipe(CPU_RECIPE, [f"output_dir={output_dir}", *QUICKSTART_OVERRIDES])
     return run_training(recipe, resume=output_dir.exists()).adapter_dir
 
 
-@torch.no_grad()
-def sample_answers(adapter_dir: Path, per_task: int, console: Console) -> None:
-    """Greedy answers of the base model and of T-REX to unseen evaluation questions, side by side."""
-    base, tokenizer = load_base_model()
-    model = TRexModel.from_pretrained(base, adapter_dir)
-    instances = [i for task in list_tasks("eval") for i in load_task(task, "eval", limit=per_task)]
-    rendered = [render(i, "letters") for i in instances]
-    prompts = [model_strings(r, tokenizer, chat_template=True)[0] for r in rendered]
-    batch = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
-    intuition = model.intuition_bank.score([intuition_text(i) for i in instances])
-    kwargs = {"max_new_tokens": 1, "do_sample": False, "pad_token_id": tokenizer.pad_token_id}
-    tuned = model.generate(**batch, intuition=intuition, **kwargs)[:, -1]
-    with model.disable_adapter():
-        untuned = model.generate(**batch, **kwargs)[:, -1]
-    table = Table(title="Unseen evaluation questions: first generated token after 'Answer:'")
-    for column in ("task", "gold", "base model", "T-REX", "closest cluster similarity"):
-        table.add_column(column)
-    familiarity = intuition.max(dim=-1).values
-    for i, r in enumerate(rendered):
-        table.add_row(
-            instances[i].task,
-            r.target.strip(),
-            tokenizer.decode(untuned[i]).strip(),
-            tokenizer.decode(tuned[i]).strip(),
-            f"{familiarity[i]:.2f}",
-        )
-    console.print(table)
+def evaluate_base_and_adapter(adapter_dir: Path, output_dir: Path, limit: int, console: Console) -> str:
+    """Table 1 for the base model and base + T-REX, in both scoring modes, on identical prompts."""
+    base = load_eval_model(DEFAULT_MODEL)
+    model, tokenizer = load_base_model(DEFAULT_MODEL)
+    tuned = EvalModel.wrap(TRexModel.from_pretrained(model, adapter_dir), tokenizer, DEFAULT_MODEL, str(adapter_dir))
+    sections = []
+    for scoring in SCORINGS:
+        runs = []
+        for label, lm in (("SmolLM2-135M", base), ("+ T-REX 4x8", tuned)):
+            console.print(f"evaluating {label} by {scoring} on 14 tasks x {limit} instances")
+            run = evaluate(lm, ["suite"], scoring=scoring, limit=limit, output_dir=output_dir / f"eval-{scoring}-"
+                           f"{'trex' if lm is tuned else 'base'}")  # fmt: skip
+            runs.append((label, run.results))
+        sections.append(f"### Scoring: {scoring} (accuracy %, first {limit} instances per task)\n\n{table1(runs)}")
+    return "\n\n".join(sections)
 
 
-def quickstart(output_dir: Path = Path("runs/quickstart"), samples_per_task: int = 1) -> Path:
+def quickstart(output_dir: Path = Path("runs/quickstart"), eval_limit: int = 20) -> Path:
     console = Console()
     adapter_dir = train_or_reuse(output_dir, console)
-    sample_answers(adapter_dir, samples_per_task, console)
-    console.print(f"adapter with its intuition bank: {adapter_dir}")
+    report = evaluate_base_and_adapter(adapter_dir, output_dir, eval_limit, console)
+    (output_dir / "quickstart.md").write_text(report + "\n")
+    console.print(report)
+    console.print(f"adapter with its intuition bank: {adapter_dir}; tables: {output_dir / 'quickstart.md'}")
     return adapter_dir
