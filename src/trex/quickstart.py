@@ -55,7 +55,7 @@ def evaluate_base_and_adapter(adapter_dir: Path, output_dir: Path, limit: int, c
     return "\n\n".join(sections)
 
 
-def quickstart(output_dir: Path = Path("runs/quickstart"), eval_limit: int = 20) -> Path:
+def quickstart(output_dir: Path = Path("runs/quickstart"), eval_limit: int = 40) -> Path:
     console = Console()
     adapter_dir = train_or_reuse(output_dir, console)
     report = evaluate_base_and_adapter(adapter_dir, output_dir, eval_limit, console)
