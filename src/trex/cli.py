@@ -82,7 +82,7 @@ def quickstart(
     output_dir: Annotated[Path, typer.Option(help="Run folder (re-running continues or reuses it).")] = Path(
         "runs/quickstart"
     ),
-    eval_limit: Annotated[int, typer.Option(help="Evaluation instances per task (shipped subset: up to 100).")] = 40,
+    eval_limit: Annotated[int, typer.Option(help="Evaluation instances per task (shipped subset: up to 100).")] = 25,
 ) -> None:
     """Train T-REX on SmolLM2-135M with the shipped data subset (CPU, offline), then evaluate it against the base."""
     from trex.quickstart import quickstart as run_quickstart

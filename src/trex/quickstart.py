@@ -55,11 +55,11 @@ def evaluate_base_and_adapter(adapter_dir: Path, output_dir: Path, limit: int, c
     return "\n\n".join(sections)
 
 
-def quickstart(output_dir: Path = Path("runs/quickstart"), eval_limit: int = 40) -> Path:
+def quickstart(output_dir: Path = Path("runs/quickstart"), eval_limit: int = 25) -> Path:
     console = Console()
     adapter_dir = train_or_reuse(output_dir, console)
     report = evaluate_base_and_adapter(adapter_dir, output_dir, eval_limit, console)
     (output_dir / "quickstart.md").write_text(report + "\n")
-    console.print(report)
+    print(report)  # plain Markdown: rich would wrap the table rows at the terminal width
     console.print(f"adapter with its intuition bank: {adapter_dir}; tables: {output_dir / 'quickstart.md'}")
     return adapter_dir
