@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 
 import torch
+from tqdm import tqdm
 from transformers import GenerationConfig
 
 from trex.eval.lm import EvalModel
@@ -119,7 +120,7 @@ def generate_answers(lm: EvalModel, requests: Sequence[EvalRequest], batch_size:
     budget = generation_budget(requests, lm.tokenizer)
     order = sorted(range(len(requests)), key=lambda i: -len(requests[i].prompt))
     texts: list[str] = [""] * len(requests)
-    for start in range(0, len(order), batch_size):
+    for start in tqdm(range(0, len(order), batch_size), desc="generating", unit="batch", leave=False, disable=None):
         chunk = order[start : start + batch_size]
         outputs = generate_batch(
             lm, [requests[i].prompt for i in chunk], [requests[i].intuition_text for i in chunk], budget

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from tqdm import tqdm
 
 from trex.eval.lm import EvalModel, select_rows
 
@@ -188,7 +189,9 @@ def score_continuations(
     order = sorted(range(len(prepared)), key=lambda k: -len(prepared[k].prefix))
     results: list[list[OptionScore]] = [[] for _ in items]
     pieces: dict[int, list[OptionScore]] = {}
-    for start in range(0, len(order), batch_size):
+    for start in tqdm(
+        range(0, len(order), batch_size), desc="scoring options", unit="batch", leave=False, disable=None
+    ):
         batch = [prepared[k] for k in order[start : start + batch_size]]
         extras = lm.extra_inputs([items[p.item].intuition_text for p in batch])
         for k, scores in zip(order[start : start + batch_size], _score_batch(lm, batch, extras), strict=True):

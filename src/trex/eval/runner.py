@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from trex.data import DataError, get_task, list_tasks, load_task
 from trex.data.templates import FORMATS, Format
 from trex.eval.environment import environment
@@ -141,7 +143,9 @@ def evaluate(
         Path(dump_requests).write_text("")
     answer_room = CHOICE_TOKENS if scoring == "generate" else 0
     start = time.perf_counter()
-    for task in names:
+    progress = tqdm(names, desc=f"{scoring} on {len(names)} tasks", unit="task", disable=None)
+    for task in progress:
+        progress.set_postfix_str(task)
         try:
             instances = load_task(task, "eval", data_root=data_root, limit=limit)
             request_set = build_requests(task, instances, fmt, lm.tokenizer, lm.chat_template, lm.context_length,
