@@ -147,7 +147,7 @@ def run_training(recipe: Recipe, resume: bool = False, callbacks: list[TrainerCa
     )
     if not examples:
         raise ValueError(f"every instance is longer than data.max_length={recipe.data.max_length}; raise it")
-    gradient_accumulation(recipe)
+    gradient_accumulation(recipe)  # a batch size that does not split over processes fails here, before the bank fit
 
     resume_from = None
     if run_dir.exists():
