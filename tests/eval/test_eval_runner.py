@@ -93,6 +93,42 @@ def test_partial_results_when_a_later_task_fails(lm, tmp_path, monkeypatch) -> N
     assert len((tmp_path / "predictions.jsonl").read_text().splitlines()) == 3
 
 
+def test_resume_scores_only_unfinished_tasks(lm, tmp_path, monkeypatch) -> None:
+    tasks, kwargs = ["copa", "rte", "wic"], {"scoring": "loglik", "limit": 3}
+    whole = evaluate(lm, tasks, output_dir=tmp_path / "whole", **kwargs)
+    real, scored = runner.score_task, []
+
+    def failing_once(lm_, request_set, *args, **kwargs):
+        scored.append(request_set.task)
+        if request_set.task == "rte" and scored.count("rte") == 1:
+            raise KeyboardInterrupt  # the run is interrupted while scoring rte
+        return real(lm_, request_set, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "score_task", failing_once)
+    out = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(lm, tasks, output_dir=out, **kwargs)
+    with open(out / "predictions.jsonl", "a") as handle:  # a row of rte written before the interruption
+        handle.write(json.dumps({"task": "rte", "uid": "stale"}) + "\n")
+    resumed = evaluate(lm, tasks, output_dir=out, resume=True, batch_size=2, **kwargs)
+    assert scored == ["copa", "rte", "rte", "wic"]  # copa was not scored again
+    assert list(resumed.results) == tasks and not resumed.failed
+    for task in tasks:
+        assert resumed.results[task].correct == whole.results[task].correct
+    rows = (out / "predictions.jsonl").read_text().splitlines()
+    assert [json.loads(r)["task"] for r in rows] == ["copa"] * 3 + ["rte"] * 3 + ["wic"] * 3
+    assert json.loads((out / "results.json").read_text())["failed"] == {}
+
+
+def test_resume_refuses_other_settings(lm, tmp_path) -> None:
+    evaluate(lm, ["copa"], scoring="loglik", limit=3, output_dir=tmp_path)
+    with pytest.raises(EvalError, match=r"other settings \(limit: 3 there, 4 now\)"):
+        evaluate(lm, ["copa"], scoring="loglik", limit=4, output_dir=tmp_path, resume=True)
+    (tmp_path / "results.json").write_text("{")
+    with pytest.raises(EvalError, match="cannot resume"):
+        evaluate(lm, ["copa"], scoring="loglik", limit=3, output_dir=tmp_path, resume=True)
+
+
 def test_data_failure_is_recorded_and_other_tasks_run(lm, tmp_path) -> None:
     bad_root = tmp_path / "data"
     (bad_root / "copa").mkdir(parents=True)
@@ -121,7 +157,7 @@ def test_cli_command(lm, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr("trex.eval.loading.load_eval_model", lambda *a, **k: lm)
     eval_cli.eval_command(task=["copa"], scoring="loglik", limit=3, output=tmp_path, batch_size=2, fmt="letters",
                           model="tiny", adapter=None, data_root=None, chat_template=True, max_length=None,
-                          dump_requests=None, metric="acc_norm")  # fmt: skip
+                          dump_requests=None, metric="acc_norm", resume=False)  # fmt: skip
     assert json.loads((tmp_path / "results.json").read_text())["table_metric"] == "acc_norm"
     with pytest.raises(typer.BadParameter, match="did you mean"):
         eval_cli.eval_command(task=["copaa"], output=tmp_path)

@@ -56,6 +56,9 @@ def eval_command(
         Path | None, typer.Option(help="Also write every request (prompt, options, gold) to this JSONL file.")
     ] = None,
     metric: Annotated[str, typer.Option(help="Metric of the printed table: 'acc' or 'acc_norm' (loglik).")] = "acc",
+    resume: Annotated[
+        bool, typer.Option(help="Keep the tasks an interrupted run with the same settings finished in --output.")
+    ] = False,
 ) -> None:
     """Accuracy of a base model or base + T-REX adapter on the paper's tasks, in the layout of its Table 1."""
     from trex.eval.loading import load_eval_model
@@ -66,7 +69,7 @@ def eval_command(
         lm = load_eval_model(model, adapter, chat_template=chat_template, max_length=max_length)
         run = evaluate(
             lm, tasks, scoring=scoring, fmt=fmt, limit=limit, batch_size=batch_size, data_root=data_root,
-            output_dir=output, dump_requests=dump_requests, metric=metric,
+            output_dir=output, dump_requests=dump_requests, metric=metric, resume=resume,
         )  # fmt: skip
     except (EvalError, DataError) as err:
         raise typer.BadParameter(str(err)) from err

@@ -1,7 +1,9 @@
 """`evaluate`: score a model on a list of tasks and write results.json, predictions.jsonl and table.md.
 
 Files are rewritten after every task, so when a later task fails the tasks that finished are on disk; the
-failure is recorded in results.json (`failed`) and the remaining tasks still run.
+failure is recorded in results.json (`failed`) and the remaining tasks still run. With `resume=True` a run
+that was interrupted (or had failures) picks up where it stopped: the finished tasks of the output folder are
+kept, with their predictions, and only the others are scored.
 """
 
 from __future__ import annotations
@@ -95,6 +97,38 @@ def _write(run: EvalRun, output_dir: Path, metric: str) -> None:
     atomic_write(output_dir / TABLE_NAME, lambda tmp: tmp.write_text(run.markdown(metric)))
 
 
+RESUME_IGNORED = ("batch_size", "table_metric")
+"""Settings that may change between an interrupted run and its resumption: they do not change the scores."""
+
+
+def _resume(output_dir: Path, settings: dict[str, Any], names: Sequence[str]) -> tuple[dict[str, TaskResult], float]:
+    """Finished results of an earlier run in `output_dir` for the tasks in `names`, and that run's wall time.
+
+    The earlier run must have had the same settings (model, adapter, scoring, format, limit, data, context):
+    mixing results of two setups in one table would be silently wrong. Its predictions are kept for exactly
+    the tasks it finished; rows of a task cut off before its result was written are dropped.
+    """
+    results_file = output_dir / RESULTS_NAME
+    if not results_file.is_file():
+        return {}, 0.0
+    try:
+        earlier = json.loads(results_file.read_text(encoding="utf-8"))
+        finished = {t: TaskResult.from_dict(r) for t, r in earlier["tasks"].items() if t in names}
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise EvalError(f"{results_file}: cannot resume from it ({type(err).__name__}: {err}); "
+                        "use another --output or delete the folder") from None  # fmt: skip
+    differing = [k for k, v in settings.items() if k not in RESUME_IGNORED and earlier.get(k) != v]
+    if differing:
+        detail = ", ".join(f"{k}: {earlier.get(k)!r} there, {settings[k]!r} now" for k in differing)
+        raise EvalError(f"{results_file} was written with other settings ({detail}); "
+                        "use another --output to keep both, or the same settings to resume")  # fmt: skip
+    predictions = output_dir / PREDICTIONS_NAME
+    lines = predictions.read_text(encoding="utf-8").splitlines() if predictions.is_file() else []
+    kept = [line for line in lines if json.loads(line)["task"] in finished]
+    atomic_write(predictions, lambda tmp: tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8"))
+    return finished, float(earlier.get("wall_s", 0.0))
+
+
 def _check_options(scoring: str, fmt: str, tasks: Sequence[str], batch_size: int, limit: int | None) -> None:
     if scoring not in SCORINGS:
         raise EvalError(f"unknown scoring {scoring!r}; expected one of {', '.join(SCORINGS)}")
@@ -119,12 +153,14 @@ def evaluate(
     output_dir: Path | str | None = None,
     dump_requests: Path | str | None = None,
     metric: str = "acc",
+    resume: bool = False,
 ) -> EvalRun:
     """Evaluate `lm` on `tasks` (names, `suite`, `bbh`) and return the run; files go to `output_dir` if given.
 
     `limit` keeps the first N instances of each task's evaluation split. `dump_requests` writes every request
     (exact prompt, option continuations, gold index, intuition text) as JSONL before it is scored. `metric`
-    (`acc` or `acc_norm`) is the one shown in table.md; results.json has both.
+    (`acc` or `acc_norm`) is the one shown in table.md; results.json has both. `resume` keeps the tasks an
+    earlier run with the same settings finished in `output_dir` and scores only the rest.
     """
     names = resolve_tasks(tasks)
     _check_options(scoring, fmt, names, batch_size, limit)
@@ -135,9 +171,17 @@ def evaluate(
     }  # fmt: skip
     run = EvalRun(settings, env=environment(lm.device))
     out = Path(output_dir) if output_dir is not None else None
+    if resume and out is None:
+        raise EvalError("resume needs the output folder of the run to resume")
+    earlier_wall = 0.0
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / PREDICTIONS_NAME).write_text("")
+        if resume:
+            run.results, earlier_wall = _resume(out, settings, names)
+            if run.results:
+                logger.info("resuming: %s already scored in %s", ", ".join(run.results), out)
+        else:
+            (out / PREDICTIONS_NAME).write_text("")
     if dump_requests is not None:
         Path(dump_requests).parent.mkdir(parents=True, exist_ok=True)
         Path(dump_requests).write_text("")
@@ -152,6 +196,8 @@ def evaluate(
                                          answer_room)  # fmt: skip
             if dump_requests is not None:
                 write_requests(Path(dump_requests), request_set.requests)
+            if task in run.results:  # finished by the run being resumed
+                continue
             if not request_set.requests:
                 raise EvalError(f"{task}: none of its {len(instances)} instances fits {lm.context_length} tokens")
             result, rows = score_task(lm, request_set, scoring, batch_size, loaded=len(instances))
@@ -160,7 +206,7 @@ def evaluate(
             run.failed[task] = str(err)
         except Exception as err:  # record it beside the finished tasks' results, then stop
             run.failed[task] = f"{type(err).__name__}: {err}"
-            run.wall_s = time.perf_counter() - start
+            run.wall_s = earlier_wall + time.perf_counter() - start
             if out is not None:
                 _write(run, out, metric)
             raise
@@ -171,7 +217,8 @@ def evaluate(
             if out is not None:
                 with open(out / PREDICTIONS_NAME, "a", encoding="utf-8") as handle:
                     handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-        run.wall_s = time.perf_counter() - start
+        run.wall_s = earlier_wall + time.perf_counter() - start
+        run.results = {t: run.results[t] for t in names if t in run.results}  # resumed tasks in their place
         if out is not None:
             _write(run, out, metric)
     return run

@@ -50,6 +50,15 @@ class TaskResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskResult:
+        """The inverse of `to_dict` (results.json stores the intervals as lists)."""
+        result = cls(**data)
+        result.ci95 = tuple(result.ci95)
+        if result.ci95_norm is not None:
+            result.ci95_norm = tuple(result.ci95_norm)
+        return result
+
 
 def _accuracy(correct: int, n: int) -> tuple[float | None, tuple[float, float]]:
     return (correct / n if n else None), wilson_interval(correct, n)
