@@ -12,12 +12,23 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_read_umask()
+"""What `open()` would give a new file; `mkstemp` creates 0600, which would hide adapters from other users."""
+
+
 def atomic_write(path: Path, write: callable) -> None:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, _FILE_MODE)
         write(Path(tmp))
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
