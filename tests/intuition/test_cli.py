@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from trex.intuition.bank import IntuitionBank
-from trex.intuition.cli import app, fit_to_folder, read_prompts
+from trex.intuition.bank import IntuitionBank, fit_intuition_bank
+from trex.intuition.cli import app, read_prompts
 
 from .fakes import FakeEmbedder, make_corpus
 
@@ -30,7 +30,8 @@ def write_tasks(folder: Path) -> list[Path]:
 def test_fit_then_show(tmp_path: Path) -> None:
     paths = write_tasks(tmp_path)
     texts, labels = read_prompts(paths, None, "text", None, None, None, seed=0)
-    bank = fit_to_folder(texts, labels, tmp_path / "bank", FakeEmbedder(), n_clusters=4, backend="torch")
+    bank = fit_intuition_bank(texts, 4, embedder=FakeEmbedder(), backend="torch", labels=labels)
+    bank.save(tmp_path / "bank")
     loaded = IntuitionBank.load(tmp_path / "bank")
     assert loaded.cluster_sizes == bank.cluster_sizes
     assert {next(iter(c.label_counts)) for c in loaded.clusters} == {"cooking", "law", "science", "sports"}

@@ -11,10 +11,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from trex.intuition.bank import IntuitionBank, Scoring, fit_intuition_bank
-from trex.intuition.embedder import Embedder, SentenceTransformerEmbedder
+from trex.intuition.bank import IntuitionBank, fit_intuition_bank
+from trex.intuition.embedder import SentenceTransformerEmbedder
 from trex.intuition.inputs import read_jsonl_texts, sample_task_texts
-from trex.intuition.kmeans import DEFAULT_N_ITER, Backend
+from trex.intuition.kmeans import DEFAULT_N_ITER
 
 logger = logging.getLogger(__name__)
 console = Console()
@@ -24,36 +24,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-def fit_to_folder(
-    texts: Sequence[str],
-    labels: Sequence[str],
-    out: Path,
-    embedder: Embedder,
-    n_clusters: int = 32,
-    seed: int = 0,
-    backend: Backend = "auto",
-    cache_dir: Path | None = None,
-    scoring: Scoring = "cosine",
-    max_points: int | None = None,
-    n_iter: int = DEFAULT_N_ITER,
-) -> IntuitionBank:
-    """What ``fit`` does once the prompts are read, with the embedder injected: fit, save the bank to ``out``."""
-    bank = fit_intuition_bank(
-        texts,
-        n_clusters,
-        embedder=embedder,
-        seed=seed,
-        backend=backend,
-        cache_dir=cache_dir,
-        labels=labels,
-        scoring=scoring,
-        max_points=max_points,
-        n_iter=n_iter,
-    )
-    bank.save(out)
-    return bank
 
 
 def read_prompts(
@@ -123,19 +93,11 @@ def fit(
         model = SentenceTransformerEmbedder(
             embedder, prefix=prefix, batch_size=batch_size, trust_remote_code=trust_remote_code
         )
-        bank = fit_to_folder(
-            texts,
-            labels,
-            out,
-            model,
-            n_clusters=n_clusters,
-            seed=seed,
-            backend=backend,
-            cache_dir=cache_dir,
-            scoring=scoring,
-            max_points=max_points,
-            n_iter=n_iter,
-        )
+        bank = fit_intuition_bank(
+            texts, n_clusters, embedder=model, seed=seed, backend=backend, cache_dir=cache_dir, labels=labels,
+            scoring=scoring, max_points=max_points, n_iter=n_iter,
+        )  # fmt: skip
+        bank.save(out)
     except (ValueError, FileNotFoundError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(1) from err
