@@ -23,7 +23,7 @@ from tqdm import tqdm
 from transformers import GenerationConfig
 
 from trex.eval.lm import EvalModel
-from trex.eval.loglik import encode_text
+from trex.eval.loglik import encode_text, pad_rows
 from trex.eval.requests import EvalRequest
 
 LETTER_TOKENS = 2
@@ -93,10 +93,9 @@ def generate_batch(
     tokenizer = lm.tokenizer
     room = max(lm.context_length - max_new_tokens, 1)
     rows = [encode_text(tokenizer, p)[-room:] for p in prompts]  # requests are built to fit; others lose the left
-    width = max(len(r) for r in rows)
     pad = lm.pad_token_id
-    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=lm.device)
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=lm.device)
+    ids, mask = pad_rows(rows, pad, "left")
+    ids, mask, width = ids.to(lm.device), mask.to(lm.device), ids.shape[1]
     config = GenerationConfig(
         max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad,
         eos_token_id=tokenizer.eos_token_id,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from tqdm import tqdm
@@ -108,23 +109,16 @@ def _prepare(lm: EvalModel, index: int, item: LoglikItem, share_prefix: bool) ->
     return prepared
 
 
-def _left_pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_rows(rows: Sequence[list[int]], pad: int, side: Literal["left", "right"]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows as one padded batch and its attention mask. Prompts are padded on the left, so that their
+    last tokens line up for the KV cache and generation; continuations after a cached prefix on the right."""
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
-        ids[i, width - len(row) :] = torch.tensor(row)
-        mask[i, width - len(row) :] = 1
-    return ids, mask
-
-
-def _right_pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row)
-        mask[i, : len(row)] = 1
+        span = slice(width - len(row), width) if side == "left" else slice(0, len(row))
+        ids[i, span] = torch.tensor(row, dtype=torch.long)
+        mask[i, span] = 1
     return ids, mask
 
 
@@ -132,7 +126,7 @@ def _right_pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Ten
 def _score_batch(lm: EvalModel, batch: list[_Prepared], extras: dict[str, torch.Tensor]) -> list[list[OptionScore]]:
     """Run the prefixes once (KV cache kept), then every option's remaining tokens against its prefix's cache."""
     device, pad = lm.device, lm.pad_token_id
-    prefix_ids, prefix_mask = _left_pad([p.prefix for p in batch], pad)
+    prefix_ids, prefix_mask = pad_rows([p.prefix for p in batch], pad, "left")
     prefix_ids, prefix_mask = prefix_ids.to(device), prefix_mask.to(device)
     positions = (prefix_mask.cumsum(-1) - 1).clamp(min=0)
     out = lm.model(
@@ -145,7 +139,7 @@ def _score_batch(lm: EvalModel, batch: list[_Prepared], extras: dict[str, torch.
         return _gather(batch, last[owner, None], device)
     cache = out.past_key_values
     cache.reorder_cache(owner)
-    rest_ids, rest_mask = _right_pad([r for p in batch for r in p.rests], pad)
+    rest_ids, rest_mask = pad_rows([r for p in batch for r in p.rests], pad, "right")
     rest_ids, rest_mask = rest_ids.to(device), rest_mask.to(device)
     prefix_len = torch.tensor([len(p.prefix) for p in batch], device=device)[owner]
     out = lm.model(
