@@ -71,3 +71,48 @@ def test_registry_tasks_are_sampled_reproducibly() -> None:
     assert first == read_prompts(None, ["copa", "wic"], "text", None, None, cap=5, seed=0)
     assert first[1] == ["copa"] * 5 + ["wic"] * 5
     assert all(text.rstrip().endswith("Answer:") for text in first[0])
+
+
+@pytest.fixture
+def fake_cli_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("trex.intuition.cli.SentenceTransformerEmbedder", lambda *args, **kwargs: FakeEmbedder())
+
+
+def fit_args(paths: list[Path], out: Path, *extra: str) -> list[str]:
+    return ["fit", *map(str, paths), "--out", str(out), "--n-clusters", "4", "--backend", "torch", *extra]
+
+
+def test_fit_refuses_to_replace_a_users_folder_or_file(tmp_path: Path, fake_cli_embedder: None) -> None:
+    (tmp_path / "data").mkdir()
+    paths = write_tasks(tmp_path / "data")
+    folder, file = tmp_path / "my-notes", tmp_path / "notes.txt"
+    folder.mkdir()
+    (folder / "thesis.tex").write_bytes(b"\x00ten years of work\n")
+    file.write_bytes(b"keep me\r\n")
+    result = runner.invoke(app, fit_args(paths, folder))
+    assert result.exit_code == 1 and "is not an intuition bank written by trex" in result.output
+    assert "--overwrite" in result.output
+    for extra in ([], ["--overwrite"]):
+        result = runner.invoke(app, fit_args(paths, file, *extra))
+        assert result.exit_code == 1 and "exists and is not a folder" in result.output
+    assert [p.name for p in folder.iterdir()] == ["thesis.tex"]
+    assert (folder / "thesis.tex").read_bytes() == b"\x00ten years of work\n"
+    assert file.read_bytes() == b"keep me\r\n"
+
+
+def test_fit_replaces_its_own_bank_and_other_folders_only_with_overwrite(
+    tmp_path: Path, fake_cli_embedder: None
+) -> None:
+    (tmp_path / "data").mkdir()
+    paths = write_tasks(tmp_path / "data")
+    bank = tmp_path / "bank"
+    for _ in range(2):  # the second fit replaces the first one's bank without asking
+        result = runner.invoke(app, fit_args(paths, bank))
+        assert result.exit_code == 0, result.output
+    assert IntuitionBank.load(bank).n_clusters == 4
+    folder = tmp_path / "scratch"
+    folder.mkdir()
+    (folder / "old.txt").write_text("x")
+    result = runner.invoke(app, fit_args(paths, folder, "--overwrite"))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in folder.iterdir()) == ["centroids.safetensors", "intuition_bank.json"]

@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from trex.intuition.cache import CachedEmbedder
-from trex.intuition.embedder import Embedder, SentenceTransformerEmbedder, embedder_from_config
+from trex.intuition.embedder import DEFAULT_EMBEDDER_ID, Embedder, SentenceTransformerEmbedder, embedder_id_for
 from trex.intuition.kmeans import DEFAULT_N_ITER, Backend, assign, normalize_rows, spherical_kmeans
+from trex.io import make_temp_dir, save_tensors_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ SCORINGS: tuple[str, ...] = ("cosine", "dot")
 METADATA_FILE = "intuition_bank.json"
 TENSORS_FILE = "centroids.safetensors"
 FORMAT_VERSION = 1
+EMBEDDER_NAME_KEYS = ("kind", "base_id", "prefix")
 EXAMPLE_MAX_CHARS = 300
 # Training-set quantiles of the familiarity signal, stored so callers can tell what "unusually far" means.
 FAMILIARITY_QUANTILES = {"p01": 0.01, "p05": 0.05, "p50": 0.5}
@@ -68,7 +70,7 @@ class IntuitionBank:
         cluster_sizes: Training instances per cluster.
         scoring: ``"cosine"`` (default, in [-1, 1]) or ``"dot"`` (reference-code behaviour).
         backend: k-means backend used.
-        embedder_config: Recipe to rebuild the embedder on load (None if it cannot be rebuilt).
+        embedder_config: Names of the embedder (kind, base id, prefix); never how to load it.
         clusters: Optional per-cluster description.
         familiarity_quantiles: Quantiles of the training instances' familiarity.
     """
@@ -81,7 +83,7 @@ class IntuitionBank:
     cluster_sizes: list[int] = field(default_factory=list)
     scoring: Scoring = "cosine"
     backend: str = ""
-    embedder_config: dict[str, Any] | None = None
+    embedder_config: dict[str, str] | None = None
     clusters: list[ClusterInfo] = field(default_factory=list)
     familiarity_quantiles: dict[str, float] = field(default_factory=dict)
     embedder: Embedder | None = field(default=None, repr=False, compare=False)
@@ -94,6 +96,9 @@ class IntuitionBank:
                 f"centroids {tuple(self.centroids.shape)} and raw centroids {tuple(self.raw_centroids.shape)} "
                 "must both be [n_clusters, dim]"
             )
+        if not isinstance(self.embedder_id, str):
+            raise ValueError(f"embedder_id must be a string, got {self.embedder_id!r}")
+        self.embedder_config = embedder_names(self.embedder_config)
         if self.embedder is not None:
             check_embedder(self.embedder, self.embedder_id, self.dim)
 
@@ -108,14 +113,20 @@ class IntuitionBank:
         return int(self.centroids.shape[1])
 
     def get_embedder(self) -> Embedder:
-        """The embedder, rebuilt from the stored recipe on first use (so loading a bank stays cheap)."""
+        """The embedder; without one from the caller, only the packaged default is built, on first use.
+
+        A bank is data that travels inside adapters written by others, so its recorded embedder is only a name
+        to check: it never chooses a folder to load a model (and its code) from, nor ``trust_remote_code``.
+        """
         if self.embedder is None:
-            if self.embedder_config is None or self.embedder_config.get("kind") != "sentence-transformers":
+            prefix = (self.embedder_config or {}).get("prefix", "")
+            if self.embedder_id != embedder_id_for(DEFAULT_EMBEDDER_ID, prefix):
                 raise ValueError(
-                    f"bank was fitted with embedder {self.embedder_id!r}, which cannot be rebuilt from the saved "
-                    "bank; pass embedder= to IntuitionBank.load"
+                    f"this intuition bank was fitted with embedder {self.embedder_id!r}, not the packaged default "
+                    f"{DEFAULT_EMBEDDER_ID!r}; a bank never loads a model from a folder it names: pass "
+                    "embedder=SentenceTransformerEmbedder(<that model's folder>) to IntuitionBank.load"
                 )
-            embedder = embedder_from_config(self.embedder_config)
+            embedder = SentenceTransformerEmbedder(prefix=prefix)
             check_embedder(embedder, self.embedder_id, self.dim)
             self.embedder = embedder
         return self.embedder
@@ -150,19 +161,20 @@ class IntuitionBank:
             raise ValueError(f"embeddings must be [batch, {self.dim}], got {tuple(emb.shape)}")
         return emb
 
-    def save(self, directory: str | Path) -> Path:
-        """Write the bank into ``directory`` atomically (replacing an existing bank there)."""
+    def save(self, directory: str | Path, overwrite: bool = False) -> Path:
+        """Write the bank into ``directory`` atomically.
+
+        An existing bank there is replaced once the new one is complete. Any other existing folder may hold a
+        user's files, so it is replaced only with ``overwrite``; an existing file or link never is.
+        """
         target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+        check_replaceable(target, overwrite)
+        tmp = make_temp_dir(target.parent, f".{target.name}.tmp-")
         old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
         try:
-            tmp.mkdir()
-            save_file(
-                {"centroids": self.centroids.contiguous(), "raw_centroids": self.raw_centroids.contiguous()},
-                str(tmp / TENSORS_FILE),
-            )
-            (tmp / METADATA_FILE).write_text(json.dumps(self._metadata(), indent=2) + "\n", encoding="utf-8")
+            tensors = {"centroids": self.centroids.contiguous(), "raw_centroids": self.raw_centroids.contiguous()}
+            save_tensors_atomic(tensors, tmp / TENSORS_FILE)
+            write_text_atomic(tmp / METADATA_FILE, json.dumps(self._metadata(), indent=2) + "\n")
             if target.exists():
                 target.rename(old)
             tmp.rename(target)
@@ -229,6 +241,29 @@ class IntuitionBank:
             familiarity_quantiles=dict(meta["familiarity_quantiles"]),
             embedder=embedder,
         )
+
+
+def check_replaceable(target: Path, overwrite: bool) -> None:
+    """Refuse to replace what trex cannot tell it wrote: anything but a folder holding only a bank's files."""
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise ValueError(f"{target} exists and is not a folder; choose another output folder for the bank")
+    if target.is_dir() and not overwrite and not {p.name for p in target.iterdir()} <= {METADATA_FILE, TENSORS_FILE}:
+        raise ValueError(
+            f"{target} exists and is not an intuition bank written by trex; choose another output folder, or "
+            "pass --overwrite (overwrite=True) to replace the folder and everything in it"
+        )
+
+
+def embedder_names(config: Any) -> dict[str, str] | None:
+    """The names kept from a recorded embedder recipe (kind, base id, prefix).
+
+    Anything else, such as the folder path and ``trust_remote_code`` that banks of trex 0.1 recorded, is a
+    loading instruction from whoever wrote the file: dropped on load, so a bank saved again never carries it.
+    """
+    if not isinstance(config, dict):
+        return None
+    names = {k: v for k, v in config.items() if k in EMBEDDER_NAME_KEYS and isinstance(v, str)}
+    return names or None
 
 
 def check_embedder(embedder: Embedder, embedder_id: str, dim: int) -> None:

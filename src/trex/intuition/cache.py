@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import uuid
 from collections.abc import Sequence
@@ -20,9 +19,10 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from trex.intuition.embedder import Embedder
+from trex.io import save_tensors_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -91,20 +91,13 @@ class CachedEmbedder:
         return index
 
     def _write_shard(self, digests: list[bytes], embeddings: torch.Tensor) -> None:
-        """Atomically add one shard: write to a temporary name in the same folder, then rename."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        name = f"shard-{uuid.uuid4().hex}"
-        tmp = self.folder / f".{name}.tmp"
+        """Add one shard atomically, so an interrupted run never leaves a shard that loads half-written."""
         digest_tensor = torch.frombuffer(bytearray(b"".join(digests)), dtype=torch.uint8).reshape(len(digests), 32)
-        try:
-            save_file(
-                {"digests": digest_tensor, "embeddings": embeddings.contiguous()},
-                str(tmp),
-                metadata={"embedder_id": self.embedder_id},
-            )
-            os.replace(tmp, self.folder / f"{name}.safetensors")
-        finally:
-            tmp.unlink(missing_ok=True)
+        save_tensors_atomic(
+            {"digests": digest_tensor, "embeddings": embeddings.contiguous()},
+            self.folder / f"shard-{uuid.uuid4().hex}.safetensors",
+            metadata={"embedder_id": self.embedder_id},
+        )
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
         """Embed texts, computing (and caching) only those never seen by this embedder id."""

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from trex.intuition.bank import IntuitionBank, fit_intuition_bank
+from trex.intuition.bank import IntuitionBank, check_replaceable, fit_intuition_bank
 from trex.intuition.embedder import SentenceTransformerEmbedder
 from trex.intuition.inputs import read_jsonl_texts, sample_task_texts
 from trex.intuition.kmeans import DEFAULT_N_ITER
@@ -50,7 +50,9 @@ def read_prompts(
 
 @app.command()
 def fit(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Bank folder to write (replaced if it exists).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Bank folder to write; an existing bank there is replaced.")
+    ],
     inputs: Annotated[
         list[Path] | None, typer.Argument(help="JSONL files, one training instance per line (or use --task).")
     ] = None,
@@ -86,9 +88,13 @@ def fit(
         int | None, typer.Option(help="Fit k-means on a seeded subset of this many instances.")
     ] = None,
     n_iter: Annotated[int, typer.Option(help="Maximum k-means iterations.")] = DEFAULT_N_ITER,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace --out even if it is a folder that is not a bank (with all its files).")
+    ] = False,
 ) -> None:
     """Embed training prompts (JSONL files or registry tasks), cluster them and save an intuition bank."""
     try:
+        check_replaceable(out, overwrite)  # before minutes of embedding, not after
         texts, labels = read_prompts(inputs, task, text_field, label_field, data_root, cap, seed)
         model = SentenceTransformerEmbedder(
             embedder, prefix=prefix, batch_size=batch_size, trust_remote_code=trust_remote_code
@@ -97,7 +103,7 @@ def fit(
             texts, n_clusters, embedder=model, seed=seed, backend=backend, cache_dir=cache_dir, labels=labels,
             scoring=scoring, max_points=max_points, n_iter=n_iter,
         )  # fmt: skip
-        bank.save(out)
+        bank.save(out, overwrite=overwrite)
     except (ValueError, FileNotFoundError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(1) from err

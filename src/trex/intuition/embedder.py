@@ -11,7 +11,7 @@ import importlib.util
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import torch
 
@@ -93,13 +93,11 @@ class SentenceTransformerEmbedder:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.path = path.resolve()
-        self.is_default = is_default
         self.prefix = default_prefix(str(path)) if prefix is None else prefix
         self.batch_size = batch_size
         self.device = device
-        self.trust_remote_code = trust_remote_code
         self._base_id = embedder_id or (DEFAULT_EMBEDDER_ID if is_default else path.resolve().name)
-        self.embedder_id = f"{self._base_id}|prefix={self.prefix!r}" if self.prefix else self._base_id
+        self.embedder_id = embedder_id_for(self._base_id, self.prefix)
 
         from sentence_transformers import SentenceTransformer
 
@@ -108,15 +106,13 @@ class SentenceTransformerEmbedder:
         )
         self.dim = int(self._model.get_embedding_dimension())
 
-    def config(self) -> dict[str, Any]:
-        """What a saved bank needs to rebuild this embedder later (the packaged model is stored as None)."""
-        return {
-            "kind": "sentence-transformers",
-            "path": None if self.is_default else str(self.path),
-            "prefix": self.prefix,
-            "trust_remote_code": self.trust_remote_code,
-            "base_id": self._base_id,
-        }
+    def config(self) -> dict[str, str]:
+        """The names a saved bank records: enough to recognise this embedder, never how to load one.
+
+        The folder and ``trust_remote_code`` are left out on purpose: a bank travels inside adapters written by
+        others, so loading one must not choose what code runs (see ``IntuitionBank.get_embedder``).
+        """
+        return {"kind": "sentence-transformers", "base_id": self._base_id, "prefix": self.prefix}
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
         """Embed texts in batches (with a progress bar for long inputs) into unit-norm float32 rows."""
@@ -134,11 +130,6 @@ class SentenceTransformerEmbedder:
         return out.detach().to(device="cpu", dtype=torch.float32)
 
 
-def embedder_from_config(config: dict[str, Any]) -> SentenceTransformerEmbedder:
-    """Rebuild the embedder a bank was fitted with, from :meth:`SentenceTransformerEmbedder.config`."""
-    return SentenceTransformerEmbedder(
-        config.get("path"),
-        prefix=config.get("prefix"),
-        trust_remote_code=bool(config.get("trust_remote_code")),
-        embedder_id=config.get("base_id"),
-    )
+def embedder_id_for(base_id: str, prefix: str) -> str:
+    """The id of an embedder: its model's id, plus the prefix when there is one (it changes the vectors)."""
+    return f"{base_id}|prefix={prefix!r}" if prefix else base_id
