@@ -1,4 +1,7 @@
-"""A run killed after a checkpoint and resumed ends with the same adapter as an uninterrupted run."""
+"""A run killed after a checkpoint and resumed ends with the same adapter as an uninterrupted run.
+
+Resuming deletes the half-written checkpoint trex left, never a checkpoint folder of another program.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import torch
 
 from trex.config import ADAPTER_WEIGHTS_NAME
 from trex.io import load_tensors
+from trex.train.checkpoint import begin_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "configs" / "tiny-cpu.yaml"
@@ -38,7 +42,9 @@ CHILD = textwrap.dedent(
 )
 
 
-def train(output_dir: Path, cache_dir: Path, kill_after: int = 0, resume: bool = False) -> int:
+def train(
+    output_dir: Path, cache_dir: Path, kill_after: int = 0, resume: bool = False
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     args = [
         sys.executable,
@@ -50,23 +56,33 @@ def train(output_dir: Path, cache_dir: Path, kill_after: int = 0, resume: bool =
         str(kill_after),
         str(int(resume)),
     ]
-    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600).returncode
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_killed_and_resumed_run_matches_uninterrupted(tmp_path):
     cache = tmp_path / "cache"
-    assert train(tmp_path / "straight", cache) == 0
+    assert train(tmp_path / "straight", cache).returncode == 0
     expected = load_tensors(tmp_path / "straight" / "adapter" / ADAPTER_WEIGHTS_NAME)
 
     interrupted = tmp_path / "interrupted"
-    assert train(interrupted, cache, kill_after=4) == -9
+    assert train(interrupted, cache, kill_after=4).returncode == -9
     assert (interrupted / "checkpoint-4" / "COMPLETE").is_file()
     assert not (interrupted / "adapter").exists()
     half_written = interrupted / "checkpoint-6"  # what a kill in the middle of the next save leaves behind
-    half_written.mkdir()
+    begin_checkpoint(half_written)
     (half_written / ADAPTER_WEIGHTS_NAME).write_bytes(b"partial")
+    foreign = interrupted / "checkpoint-100"  # another program's checkpoint: never trex's to delete
+    foreign.mkdir()
+    (foreign / "model.bin").write_bytes(b"\x00their weights")
 
-    assert train(interrupted, cache, resume=True) == 0
+    refused = train(interrupted, cache, resume=True)
+    assert refused.returncode != 0 and "may be another program's checkpoint; move it out" in refused.stderr
+    assert [p.name for p in foreign.iterdir()] == ["model.bin"]
+    assert (foreign / "model.bin").read_bytes() == b"\x00their weights"
+    assert (half_written / ADAPTER_WEIGHTS_NAME).read_bytes() == b"partial"  # nothing deleted before refusing
+    foreign.rename(tmp_path / "moved-away")
+
+    assert train(interrupted, cache, resume=True).returncode == 0
     assert (interrupted / "checkpoint-6" / "COMPLETE").is_file()
     resumed = load_tensors(interrupted / "adapter" / ADAPTER_WEIGHTS_NAME)
     assert resumed.keys() == expected.keys()

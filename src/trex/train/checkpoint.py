@@ -3,7 +3,8 @@
 transformers' Trainer writes optimizer, scheduler and RNG state with ``torch.save``; we keep its resume logic
 but store those states so that reading a checkpoint never runs an unpickler. A checkpoint counts only once its
 ``COMPLETE`` marker exists: the marker is written last, atomically, so a run killed mid-save resumes from the
-previous complete checkpoint.
+previous complete checkpoint. An ``IN_PROGRESS`` marker, written first, is what proves a half-written
+``checkpoint-N/`` is trex's own: only such folders are ever deleted, never another program's checkpoint.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 from trex.io import atomic_write, load_tensors, save_tensors_atomic
 
 COMPLETE_MARKER = "COMPLETE"
+IN_PROGRESS_MARKER = "IN_PROGRESS"
 OPTIMIZER_TENSORS = "optimizer.safetensors"
 OPTIMIZER_JSON = "optimizer.json"
 SCHEDULER_JSON = "scheduler.json"
@@ -94,28 +96,55 @@ def load_rng(directory: Path, process_index: int) -> bool:
     return True
 
 
+def begin_checkpoint(directory: Path) -> None:
+    """Create the checkpoint folder with trex's in-progress marker, before any other file is written in it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(directory / IN_PROGRESS_MARKER, {"in_progress": True})
+
+
 def mark_complete(directory: Path) -> None:
     write_json_atomic(directory / COMPLETE_MARKER, {"complete": True})
+    (directory / IN_PROGRESS_MARKER).unlink(missing_ok=True)
+
+
+def _checkpoint_folders(run_dir: Path) -> list[tuple[int, Path]]:
+    found = [(_CHECKPOINT.match(path.name), path) for path in run_dir.glob("checkpoint-*")]
+    return sorted((int(match.group(1)), path) for match, path in found if match)
+
+
+def _is_complete(path: Path) -> bool:
+    return not path.is_symlink() and (path / COMPLETE_MARKER).is_file()
 
 
 def complete_checkpoints(run_dir: Path) -> list[Path]:
     """Complete checkpoints of a run, oldest first."""
-    found = []
-    for path in run_dir.glob("checkpoint-*"):
-        match = _CHECKPOINT.match(path.name)
-        if match and (path / COMPLETE_MARKER).is_file():
-            found.append((int(match.group(1)), path))
-    return [path for _, path in sorted(found)]
+    return [path for _, path in _checkpoint_folders(run_dir) if _is_complete(path)]
+
+
+def _started_by_trex(path: Path) -> bool:
+    """A half-written checkpoint trex can tell is its own: it holds the in-progress marker, or nothing yet."""
+    if path.is_symlink() or not path.is_dir():
+        return False
+    return (path / IN_PROGRESS_MARKER).is_file() or not any(path.iterdir())
 
 
 def remove_incomplete_checkpoints(run_dir: Path) -> list[Path]:
-    """Delete checkpoint folders a killed run left half-written; they must never be resumed from."""
-    removed = []
-    for path in run_dir.glob("checkpoint-*"):
-        if _CHECKPOINT.match(path.name) and not (path / COMPLETE_MARKER).is_file():
-            shutil.rmtree(path)
-            removed.append(path)
-    return removed
+    """Delete the checkpoint folders a killed trex run left half-written; they must never be resumed from.
+
+    A folder is deleted only if it carries trex's in-progress marker (or is empty): any other incomplete
+    ``checkpoint-N`` may be another program's, so nothing is deleted and the error says how to proceed.
+    """
+    incomplete = [path for _, path in _checkpoint_folders(run_dir) if not _is_complete(path)]
+    for path in incomplete:
+        if not _started_by_trex(path):
+            raise ValueError(
+                f"{path} has neither trex's {COMPLETE_MARKER} nor its {IN_PROGRESS_MARKER} marker, so it may be "
+                f"another program's checkpoint; move it out of {run_dir} (or delete it if you know it is a "
+                "half-written trex checkpoint), then resume again"
+            )
+    for path in incomplete:
+        shutil.rmtree(path)
+    return incomplete
 
 
 def rotate_checkpoints(run_dir: Path, keep: int | None) -> None:
