@@ -175,3 +175,77 @@ def test_cli_adapter_errors(tmp_path, adapter_dir, monkeypatch) -> None:
     monkeypatch.setattr("trex.eval.loading.load_base_model", lambda *a, **k: (tiny_llama(0, hidden=32), None))
     with pytest.raises(EvalError, match="another base model"):
         load_eval_model("tiny", adapter_dir)
+
+
+def assert_consistent(out) -> None:
+    """Every task results.json lists has exactly its rows in predictions.jsonl, and every line is whole JSON."""
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    listed = json.loads((out / "results.json").read_text())["tasks"] if (out / "results.json").exists() else {}
+    for task, result in listed.items():
+        assert sum(r["task"] == task for r in rows) == result["n"], task
+
+
+def snapshot(folder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_another_evaluations_folder_is_replaced_only_when_asked(lm, tmp_path) -> None:
+    out, kwargs = tmp_path / "out", {"scoring": "loglik", "limit": 3}
+    evaluate(lm, ["copa"], output_dir=out, **kwargs)
+    (out / "notes.txt").write_bytes(b"\x00my notes\r\n")
+    before = snapshot(out)
+    with pytest.raises(EvalError, match="already holds an evaluation .*pass --resume to continue it, --overwrite"):
+        evaluate(lm, ["rte"], output_dir=out, **kwargs)
+    assert snapshot(out) == before
+    run = evaluate(lm, ["rte"], output_dir=out, overwrite=True, **kwargs)
+    assert list(run.results) == ["rte"] and (out / "notes.txt").read_bytes() == b"\x00my notes\r\n"
+    assert list(json.loads((out / "results.json").read_text())["tasks"]) == ["rte"]
+    assert_consistent(out)
+
+
+def test_existing_files_given_as_outputs_are_left_intact(lm, tmp_path) -> None:
+    user_file = tmp_path / "mine.jsonl"
+    user_file.write_bytes(b'{"mine": 1}\n\xff')
+    with pytest.raises(EvalError, match="mine.jsonl already exists; pass --overwrite"):
+        evaluate(lm, ["copa"], scoring="loglik", limit=3, dump_requests=user_file)
+    with pytest.raises(EvalError, match="is a file; choose another --output"):
+        evaluate(lm, ["copa"], scoring="loglik", limit=3, output_dir=user_file)
+    assert user_file.read_bytes() == b'{"mine": 1}\n\xff'
+
+
+def test_overwrite_interrupted_never_leaves_results_without_predictions(lm, tmp_path, monkeypatch) -> None:
+    """Re-running a finished evaluation into its folder and pressing Ctrl-C, then resuming."""
+    tasks, kwargs, out = ["copa", "rte", "wic"], {"scoring": "loglik", "limit": 3}, tmp_path / "out"
+    whole = evaluate(lm, tasks, output_dir=out, **kwargs)
+    real = runner.score_task
+
+    def interrupted(lm_, request_set, *args, **kwargs):
+        if request_set.task == "rte":
+            raise KeyboardInterrupt
+        return real(lm_, request_set, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "score_task", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(lm, tasks, output_dir=out, overwrite=True, **kwargs)
+    assert_consistent(out)
+    monkeypatch.setattr(runner, "score_task", real)
+    resumed = evaluate(lm, tasks, output_dir=out, resume=True, **kwargs)
+    assert {t: r.correct for t, r in resumed.results.items()} == {t: r.correct for t, r in whole.results.items()}
+    assert_consistent(out)
+
+
+@pytest.mark.parametrize("cut", ["unfinished task", "finished task"])
+def test_resume_drops_cut_off_predictions_and_never_appends_after_them(lm, tmp_path, cut: str) -> None:
+    """A full disk cuts the predictions file mid-line; resuming must not append after the broken line."""
+    out, kwargs = tmp_path / "out", {"scoring": "loglik", "limit": 3}
+    evaluate(lm, ["copa"], output_dir=out, **kwargs)
+    predictions = out / "predictions.jsonl"
+    if cut == "unfinished task":  # rte's rows were being appended when the disk filled up
+        predictions.write_bytes(predictions.read_bytes() + b'{"task": "rte", "uid": "rte-0", "sco')
+    else:  # one of copa's own rows is cut: copa cannot count as done
+        predictions.write_bytes(predictions.read_bytes()[:-20])
+    run = evaluate(lm, ["copa", "rte"], output_dir=out, resume=True, **kwargs)
+    lines = predictions.read_text().splitlines()
+    assert [json.loads(line)["task"] for line in lines] == ["copa"] * 3 + ["rte"] * 3
+    assert list(run.results) == ["copa", "rte"]
+    assert_consistent(out)

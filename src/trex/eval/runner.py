@@ -1,15 +1,18 @@
 """`evaluate`: score a model on a list of tasks and write results.json, predictions.jsonl and table.md.
 
 Files are rewritten after every task, so when a later task fails the tasks that finished are on disk; the
-failure is recorded in results.json (`failed`) and the remaining tasks still run. With `resume=True` a run
-that was interrupted (or had failures) picks up where it stopped: the finished tasks of the output folder are
-kept, with their predictions, and only the others are scored.
+failure is recorded in results.json (`failed`) and the remaining tasks still run. A task's predictions are on
+disk (flushed) before results.json lists it, so an interruption at any moment never leaves results without
+their predictions. With `resume=True` a run that was interrupted (or had failures) picks up where it stopped:
+the finished tasks of the output folder are kept, with their predictions, and only the others are scored.
+An output folder that holds another evaluation is never replaced silently: `resume` or `overwrite` must say so.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +30,7 @@ from trex.eval.lm import EvalModel
 from trex.eval.report import detail_table, table1
 from trex.eval.requests import build_requests, write_requests
 from trex.eval.scoring import SCORINGS, Scoring, TaskResult, score_task
-from trex.io import atomic_write
+from trex.io import atomic_write, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -123,10 +126,57 @@ def _resume(output_dir: Path, settings: dict[str, Any], names: Sequence[str]) ->
         raise EvalError(f"{results_file} was written with other settings ({detail}); "
                         "use another --output to keep both, or the same settings to resume")  # fmt: skip
     predictions = output_dir / PREDICTIONS_NAME
-    lines = predictions.read_text(encoding="utf-8").splitlines() if predictions.is_file() else []
-    kept = [line for line in lines if json.loads(line)["task"] in finished]
-    atomic_write(predictions, lambda tmp: tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8"))
+    rows = _read_prediction_rows(predictions)
+    for task, result in list(finished.items()):
+        count = sum(row_task == task for row_task, _ in rows)
+        if count != result.n:
+            logger.warning("%s: %s lists %d predictions but %s has %d; scoring it again",
+                           task, results_file, result.n, predictions, count)  # fmt: skip
+            del finished[task]
+    kept = "".join(line + "\n" for task, line in rows if task in finished)
+    write_text_atomic(predictions, kept)  # appending starts after whole lines only
     return finished, float(earlier.get("wall_s", 0.0))
+
+
+def _read_prediction_rows(path: Path) -> list[tuple[str, str]]:
+    """(task, line) of every whole row of a predictions file; lines cut off (a full disk, a kill) are dropped."""
+    if not path.is_file():
+        return []
+    rows = []
+    for number, raw in enumerate(path.read_bytes().splitlines(), 1):
+        try:
+            line = raw.decode("utf-8")
+            task = json.loads(line)["task"]
+        except (UnicodeDecodeError, json.JSONDecodeError, TypeError, KeyError):
+            logger.warning("%s line %d is cut off or corrupt; dropped", path, number)
+            continue
+        rows.append((task, line))
+    return rows
+
+
+OUTPUT_NAMES = (RESULTS_NAME, TABLE_NAME, PREDICTIONS_NAME)
+
+
+def _start_fresh(output_dir: Path, overwrite: bool) -> None:
+    """Clear the outputs of an earlier evaluation in `output_dir`, only when the caller said to replace them.
+
+    results.json goes first, so that no moment leaves it listing tasks whose predictions are already gone.
+    """
+    existing = [name for name in OUTPUT_NAMES if (output_dir / name).exists()]
+    if existing and not overwrite:
+        raise EvalError(f"{output_dir} already holds an evaluation ({', '.join(existing)}); pass --resume to "
+                        "continue it, --overwrite to replace it, or use another --output")  # fmt: skip
+    for name in OUTPUT_NAMES:
+        (output_dir / name).unlink(missing_ok=True)
+    write_text_atomic(output_dir / PREDICTIONS_NAME, "")
+
+
+def _append_rows(path: Path, rows: Sequence[dict]) -> None:
+    """Append a task's predictions and flush them to disk before results.json may list the task."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _check_options(scoring: str, fmt: str, tasks: Sequence[str], batch_size: int, limit: int | None) -> None:
@@ -154,13 +204,16 @@ def evaluate(
     dump_requests: Path | str | None = None,
     metric: str = "acc",
     resume: bool = False,
+    overwrite: bool = False,
 ) -> EvalRun:
     """Evaluate `lm` on `tasks` (names, `suite`, `bbh`) and return the run; files go to `output_dir` if given.
 
     `limit` keeps the first N instances of each task's evaluation split. `dump_requests` writes every request
     (exact prompt, option continuations, gold index, intuition text) as JSONL before it is scored. `metric`
     (`acc` or `acc_norm`) is the one shown in table.md; results.json has both. `resume` keeps the tasks an
-    earlier run with the same settings finished in `output_dir` and scores only the rest.
+    earlier run with the same settings finished in `output_dir` and scores only the rest. `overwrite` replaces
+    an earlier evaluation's files in `output_dir` (and an existing `dump_requests` file), which is refused
+    otherwise.
     """
     names = resolve_tasks(tasks)
     _check_options(scoring, fmt, names, batch_size, limit)
@@ -173,6 +226,10 @@ def evaluate(
     out = Path(output_dir) if output_dir is not None else None
     if resume and out is None:
         raise EvalError("resume needs the output folder of the run to resume")
+    if out is not None and out.exists() and not out.is_dir():
+        raise EvalError(f"output folder {out} is a file; choose another --output")
+    if dump_requests is not None and Path(dump_requests).exists() and not (resume or overwrite):
+        raise EvalError(f"{dump_requests} already exists; pass --overwrite to replace it or choose another file")
     earlier_wall = 0.0
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -181,10 +238,9 @@ def evaluate(
             if run.results:
                 logger.info("resuming: %s already scored in %s", ", ".join(run.results), out)
         else:
-            (out / PREDICTIONS_NAME).write_text("")
+            _start_fresh(out, overwrite)
     if dump_requests is not None:
-        Path(dump_requests).parent.mkdir(parents=True, exist_ok=True)
-        Path(dump_requests).write_text("")
+        write_text_atomic(Path(dump_requests), "")
     answer_room = CHOICE_TOKENS if scoring == "generate" else 0
     start = time.perf_counter()
     progress = tqdm(names, desc=f"{scoring} on {len(names)} tasks", unit="task", disable=None)
@@ -215,8 +271,7 @@ def evaluate(
             logger.info("%s: acc %s over %d instances (%.2f inst/s)", task, result.accuracy, result.n,
                         result.instances_per_s)  # fmt: skip
             if out is not None:
-                with open(out / PREDICTIONS_NAME, "a", encoding="utf-8") as handle:
-                    handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+                _append_rows(out / PREDICTIONS_NAME, rows)
         run.wall_s = earlier_wall + time.perf_counter() - start
         run.results = {t: run.results[t] for t in names if t in run.results}  # resumed tasks in their place
         if out is not None:
