@@ -69,6 +69,16 @@ def make_temp_dir(parent: Path, prefix: str) -> Path:
     return folder
 
 
+def set_default_modes(folder: Path) -> None:
+    """Give everything under ``folder`` the modes ``open()``/``mkdir()`` would, for files another library wrote.
+
+    transformers' ``save_pretrained`` writes its safetensors through ``save_file``, so they come out 0600.
+    """
+    for path in folder.rglob("*"):
+        if not path.is_symlink():
+            os.chmod(path, DIR_MODE if path.is_dir() else FILE_MODE)
+
+
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     """Read a safetensors file, turning a truncated or corrupt file into an error that names it."""
     if not path.is_file():

@@ -11,7 +11,6 @@ import importlib.util
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -25,6 +24,8 @@ from transformers import (
     PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
 )
+
+from trex.io import make_temp_dir, set_default_modes
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +67,11 @@ def smollm2_folder() -> Path:
     model.hf_quantizer = None  # the weights are dequantized already; this lets save_pretrained proceed
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staging = make_temp_dir(target.parent, f".{target.name}.")
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
+        set_default_modes(staging)
         if (target / "config.json").is_file():  # another process finished first
             shutil.rmtree(staging)
         else:
