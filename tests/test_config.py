@@ -51,7 +51,7 @@ def test_json_round_trip_and_unknown_keys(tmp_path):
     assert TRexConfig.load(path) == config
     data["r_bb"] = 3
     path.write_text(json.dumps(data))
-    with pytest.raises(ValueError, match="unknown T-REX config field 'r_bb'; did you mean 'r_b'"):
+    with pytest.raises(ValueError, match="T-REX config: unknown key 'r_bb'; did you mean 'r_b'"):
         TRexConfig.load(path)
     path.write_text(json.dumps({"peft_type": "LORA"}))
     with pytest.raises(ValueError, match="is not a T-REX adapter config \\(peft_type='LORA'"):

@@ -32,17 +32,17 @@ def naive_reference(layer: TRexLinear, x: torch.Tensor, s: torch.Tensor) -> torc
     c = layer.config
     x, s = x.double(), s.double()
     W0, bias = layer.base_layer.weight.double(), layer.base_layer.bias.double()
-    A, B, R = layer.trex_A.double(), layer.trex_B.double(), layer.trex_router.double()
+    A, B, R = layer.trex_A.double(), layer.trex_B.double(), layer.trex_router.weight.double()
     if c.intuition_mapping:
-        s = s @ layer.trex_intuition_map.double().T
+        s = s @ layer.trex_router.prior_map.double().T
     s = s[:, None, :]  # one intuition row per instance, shared by its tokens
     logits = x @ R.T
     if c.preset == "paper":
-        w = torch.sigmoid(c.gate_sharpness * layer.trex_intuition_gate.double())
-        out_gate = torch.sigmoid(c.gate_sharpness * layer.trex_output_gate.double())
+        w = torch.sigmoid(c.gate_sharpness * layer.trex_router.intuition_gate.double())
+        out_gate = torch.sigmoid(c.gate_sharpness * layer.trex_router.output_gate.double())
         coef = out_gate * (w * c.token_coefficient * torch.softmax(logits, -1) + (1 - w) * c.intuition_coefficient * s)
     else:
-        beta = layer.trex_intuition_scale.double()
+        beta = layer.trex_router.prior_scale.double()
         coef = (c.alpha / c.r_a) * c.n_experts * torch.softmax(logits + beta * s, -1)
     y = x @ W0.T + bias
     for k in range(c.n_experts):

@@ -6,6 +6,8 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 VOCAB = 1000
+ADAPTER_MARKERS = ("trex_", "molora_", "lora_")
+"""Substrings that mark the adapter parameters of each method (T-REX, MoLoRA/SiRA, peft's LoRA)."""
 
 
 def tiny_llama(seed: int = 0, hidden: int = 64, layers: int = 2) -> LlamaForCausalLM:
@@ -30,5 +32,5 @@ def randomize_adapter(model: torch.nn.Module, seed: int = 1) -> None:
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in model.named_parameters():
-            if "trex_" in name:
+            if any(prefix in name for prefix in ADAPTER_MARKERS):
                 param.copy_(torch.randn(param.shape, generator=generator, dtype=param.dtype) * 0.1)

@@ -14,6 +14,7 @@ from rich.table import Table
 from trex.config import TRexConfig
 from trex.eval.cli import eval_command
 from trex.intuition.cli import app as intuition_app
+from trex.methods import METHODS
 
 app = typer.Typer(help="T-REX: mixture of rank-one experts with semantic intuition.", no_args_is_help=True)
 app.add_typer(intuition_app, name="intuition")
@@ -31,24 +32,32 @@ def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at
 @app.command()
 def params(
     model_config: Annotated[Path, typer.Argument(help="A transformers config.json (or a model folder holding one).")],
-    r_a: Annotated[int, typer.Option(help="Rows of A.")] = 4,
-    r_b: Annotated[int, typer.Option(help="Columns of B.")] = 8,
-    mode: Annotated[str, typer.Option(help="'grid' or 'diagonal'.")] = "grid",
-    lora_rank: Annotated[list[int], typer.Option(help="LoRA ranks to compare with (repeatable).")] = [32],  # noqa: B006
+    method: Annotated[
+        list[str] | None, typer.Option(help="Methods to count (repeatable; default: every registered method).")
+    ] = None,
+    r_a: Annotated[int, typer.Option(help="Rows of A (T-REX).")] = 4,
+    r_b: Annotated[int, typer.Option(help="Columns of B (T-REX).")] = 8,
+    mode: Annotated[str, typer.Option(help="'grid' or 'diagonal' (T-REX).")] = "grid",
+    lora_rank: Annotated[list[int], typer.Option(help="Extra LoRA ranks to count (repeatable).")] = [],  # noqa: B006
 ) -> None:
-    """Added trainable parameters of T-REX and LoRA, and their share of the base model (no weights needed)."""
+    """Added trainable parameters of every method, and their share of the model (no weights needed)."""
+    from trex.methods import get_method
     from trex.params import count_added_parameters, load_model_config
 
     try:
         config = load_model_config(model_config)
-        counts = count_added_parameters(config, TRexConfig(r_a=r_a, r_b=r_b, mode=mode), tuple(lora_rank))
+        configs = []
+        for name in method or list(METHODS):
+            config_class = get_method(name).config_class
+            configs.append(config_class(r_a=r_a, r_b=r_b, mode=mode) if config_class is TRexConfig else config_class())
+        counts = count_added_parameters(config, configs, tuple(lora_rank))
     except (FileNotFoundError, ValueError) as err:
         raise typer.BadParameter(str(err)) from err
     table = Table(title=f"Added parameters for {model_config} ({counts[0].base:,d} base parameters)")
-    for column in ("method", "added trainable", "share of base"):
+    for column in ("method", "added trainable", "added / base", "added / (base + added) (papers' #ATP)"):
         table.add_column(column, justify="left" if column == "method" else "right")
     for row in counts:
-        table.add_row(row.method, f"{row.trainable:,d}", f"{100 * row.share:.3f} %")
+        table.add_row(row.method, f"{row.trainable:,d}", f"{100 * row.share:.3f} %", f"{100 * row.paper_share:.3f} %")
     console.print(table)
 
 
@@ -60,7 +69,7 @@ def train(
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the newest complete checkpoint.")] = False,
 ) -> None:
-    """Train a T-REX adapter on a multitask mixture: fit the intuition bank, train, save the adapter."""
+    """Train an adapter (adapter.method: trex, mor1e, lora, molora, sira) on a multitask mixture and save it."""
     from trex.data import DataError
     from trex.train.recipe import load_recipe
     from trex.train.run import run_training
@@ -83,11 +92,19 @@ def quickstart(
         "runs/quickstart"
     ),
     eval_limit: Annotated[int, typer.Option(help="Evaluation instances per task (shipped subset: up to 100).")] = 25,
+    method: Annotated[
+        str,
+        typer.Option(help="Adapter method: trex, mor1e, lora, molora, sira (configs/<method>-smollm2-135m-cpu.yaml)."),
+    ] = "trex",
 ) -> None:
-    """Train T-REX on SmolLM2-135M with the shipped data subset (CPU, offline), then evaluate it against the base."""
+    """Train T-REX (or --method) on SmolLM2-135M with the shipped subset (CPU, offline); evaluate it and the base."""
+    from trex.quickstart import CONFIGS, cpu_recipe
     from trex.quickstart import quickstart as run_quickstart
 
-    run_quickstart(output_dir, eval_limit)
+    if not cpu_recipe(method).is_file():
+        known = sorted(p.name.removesuffix("-smollm2-135m-cpu.yaml") for p in CONFIGS.glob("*-smollm2-135m-cpu.yaml"))
+        raise typer.BadParameter(f"no CPU recipe for method {method!r}; known: {', '.join(known)}")
+    run_quickstart(output_dir, eval_limit, method)
 
 
 def main() -> None:

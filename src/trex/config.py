@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import json
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
-from trex import __version__
+from trex.methods.config import PEFT_TYPE, AdapterConfig, IntuitionSource
 
 ADAPTER_CONFIG_NAME = "adapter_config.json"
 ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"
-PEFT_TYPE = "TREX"
+__all__ = ["ADAPTER_CONFIG_NAME", "ADAPTER_WEIGHTS_NAME", "PEFT_TYPE", "MoR1EConfig", "TRexConfig"]
 
 Mode = Literal["grid", "diagonal"]
 Preset = Literal["paper", "clean"]
 
 
 @dataclass
-class TRexConfig:
+class TRexConfig(AdapterConfig):
     """How a T-REX adapter is shaped and routed.
 
     Every adapted linear layer keeps its frozen weight ``W0`` and gains ``A`` (``r_a x d_in``) and ``B``
@@ -41,8 +36,13 @@ class TRexConfig:
                   with a learnable per-layer scale ``β``; ``K`` = number of experts, so ``K·p`` has mean 1)
     ============  ======================================================================================
 
-    Both start with ``B = 0``, so the adapted model equals the base model at initialisation.
+    Both start with ``B = 0``, so the adapted model equals the base model at initialisation. The ablations are
+    one field away: ``use_intuition=False`` (router only), ``use_router=False`` (intuition only),
+    ``intuition_source="task_category"`` (a one-hot of the task's category in place of intuition).
     """
+
+    method: ClassVar[str] = "trex"
+    display_name: ClassVar[str] = "T-REX"
 
     r_a: int = field(default=4, metadata={"help": "Rows of A: the number of input-side rank-one vectors."})
     r_b: int = field(default=8, metadata={"help": "Columns of B: the number of output-side rank-one vectors."})
@@ -83,6 +83,17 @@ class TRexConfig:
         default=True,
         metadata={"help": "False: route on tokens only (the paper's 'w/o intuition' ablation); no intuition input."},
     )
+    use_router: bool = field(
+        default=True,
+        metadata={"help": "False: no token router, G comes from the intuition alone (the 'intuition only' ablation)."},
+    )
+    intuition_source: IntuitionSource = field(
+        default="bank",
+        metadata={
+            "help": "'bank': similarity to the k-means centroids of the intuition bank (the paper). 'task_category': "
+            "a one-hot of the task's human category (the ablation of v2 Table 5); needs intuition_mapping=True."
+        },
+    )
     dropout: float = field(default=0.0, metadata={"help": "Dropout on the adapter input (A and router)."})
     token_coefficient: float = field(
         default=32.0,
@@ -101,6 +112,10 @@ class TRexConfig:
     intuition_scale_init: float = field(
         default=1.0, metadata={"help": "clean preset: initial value of β, the per-layer scale of s on the logits."}
     )
+    load_balance_loss: float = field(
+        default=0.0, metadata={"help": "Weight of the load-balancing loss on the token router (0: off, the paper)."}
+    )
+    router_z_loss: float = field(default=0.0, metadata={"help": "Weight of the router z-loss (0: off, the paper)."})
     base_model_name_or_path: str | None = field(
         default=None, metadata={"help": "Recorded on save: the base model the adapter was trained on."}
     )
@@ -113,16 +128,8 @@ class TRexConfig:
         """Number of rank-one experts: r_a*r_b cells on the grid, r on the diagonal."""
         return self.r_a * self.r_b if self.mode == "grid" else self.r_a
 
-    @property
-    def intuition_width(self) -> int:
-        """Width of the intuition vector each instance must come with."""
-        return self.n_experts if self.n_clusters is None else self.n_clusters
-
     def _validate(self) -> None:
-        for name in ("r_a", "r_b"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"TRexConfig.{name} must be a positive integer, got {value!r}")
+        self._check_positive_ints("r_a", "r_b")
         if self.mode not in ("grid", "diagonal"):
             raise ValueError(f"TRexConfig.mode must be 'grid' or 'diagonal', got {self.mode!r}")
         if self.mode == "diagonal" and self.r_a != self.r_b:
@@ -132,62 +139,26 @@ class TRexConfig:
             )
         if self.preset not in ("paper", "clean"):
             raise ValueError(f"TRexConfig.preset must be 'paper' or 'clean', got {self.preset!r}")
-        if self.n_clusters is not None and (not isinstance(self.n_clusters, int) or self.n_clusters < 1):
-            raise ValueError(f"TRexConfig.n_clusters must be a positive integer or None, got {self.n_clusters!r}")
-        if self.use_intuition and self.intuition_width != self.n_experts and not self.intuition_mapping:
-            raise ValueError(
-                f"TRexConfig: n_clusters={self.n_clusters} differs from the number of experts ({self.n_experts}); "
-                "set intuition_mapping=True to learn a map from clusters to experts, or n_clusters=None"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"TRexConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if not self.use_router and not self.use_intuition:
+            raise ValueError("TRexConfig: use_router=False and use_intuition=False leave nothing to route with")
+        self._check_prior()
         if self.gate_sharpness <= 0:
             raise ValueError(f"TRexConfig.gate_sharpness must be positive, got {self.gate_sharpness!r}")
-        if isinstance(self.target_modules, str):
-            try:
-                re.compile(self.target_modules)
-            except re.error as err:
-                raise ValueError(
-                    f"TRexConfig.target_modules is not a valid regex: {self.target_modules!r} ({err})"
-                ) from err
-        elif self.target_modules is not None:
-            if not self.target_modules or not all(isinstance(t, str) and t for t in self.target_modules):
-                raise ValueError(
-                    f"TRexConfig.target_modules must be None, a regex or a non-empty list of names, "
-                    f"got {self.target_modules!r}"
-                )
-            self.target_modules = list(self.target_modules)
+        self._check_targets()
 
-    def to_dict(self) -> dict[str, Any]:
-        """The fields plus the peft-style bookkeeping keys written to ``adapter_config.json``."""
-        return {"peft_type": PEFT_TYPE, "trex_version": __version__, **dataclasses.asdict(self)}
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> TRexConfig:
-        """Build a config from a dict, naming unknown keys (with the closest known one) instead of ignoring them."""
-        data = {k: v for k, v in data.items() if k not in ("peft_type", "trex_version", "files")}
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in data:
-            if key not in known:
-                close = difflib.get_close_matches(key, sorted(known), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ValueError(f"{source}: unknown T-REX config field {key!r}{hint}")
-        return cls(**data)
+@dataclass
+class MoR1EConfig(TRexConfig):
+    """The v1 paper's MoR1E: the diagonal layout, ``r`` rank-one experts ``(a_i, b_i)``, 20 by default.
 
-    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> None:
-        """Write the config as JSON (callers make the write atomic)."""
-        Path(path).write_text(json.dumps({**self.to_dict(), **(extra or {})}, indent=2, sort_keys=True) + "\n")
+    v1 chose 20 experts as its balance of accuracy and parameters (its Table 7). The token coefficient follows the
+    number of experts, so ``c_tok · p`` has mean 1 per expert as 32 does on the 4 x 8 grid.
+    """
 
-    @classmethod
-    def load(cls, path: str | Path) -> TRexConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no T-REX adapter config at {path}")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON ({err}); the adapter folder is corrupt") from err
-        peft_type = data.get("peft_type") if isinstance(data, dict) else None
-        if peft_type != PEFT_TYPE:
-            raise ValueError(f"{path} is not a T-REX adapter config (peft_type={peft_type!r}, expected {PEFT_TYPE!r})")
-        return cls.from_dict(data, source=str(path))
+    method: ClassVar[str] = "mor1e"
+    display_name: ClassVar[str] = "MoR1E"
+
+    r_a: int = field(default=20, metadata={"help": "Number of rank-one experts (r_a == r_b on the diagonal)."})
+    r_b: int = field(default=20, metadata={"help": "Equal to r_a."})
+    mode: Mode = field(default="diagonal", metadata={"help": "Always 'diagonal' for MoR1E."})
+    token_coefficient: float = field(default=20.0, metadata={"help": "paper preset: scale of the token softmax."})

@@ -1,21 +1,23 @@
-"""Added trainable parameters of T-REX and LoRA for a model given only by its transformers config (no weights).
+"""Added trainable parameters of every method for a model given only by its transformers config (no weights).
 
-Both adapters are really injected into a model built on the meta device, so the counts come from the same
-code that trains (T-REX) and from peft itself (LoRA), not from a formula that could drift from them.
+Each adapter is really injected into a model built on the meta device, so the counts come from the same code that
+trains (and from peft itself for LoRA), not from a formula that could drift from them.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from peft import LoraConfig, get_peft_model
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
 from trex.config import TRexConfig
-from trex.model import find_target_modules, get_trex_model
+from trex.methods import METHODS, build_adapter_model
+from trex.methods.config import AdapterConfig
+from trex.methods.lora import LoraMethodConfig
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,26 @@ class ParameterCount:
     def share(self) -> float:
         """Added parameters as a fraction of the base model's."""
         return self.trainable / self.base
+
+    @property
+    def paper_share(self) -> float:
+        """Added / (base + added): peft's "trainable%", the denominator of the papers' #ATP column."""
+        return self.trainable / (self.base + self.trainable)
+
+
+def describe(config: AdapterConfig) -> str:
+    """A short label of a method config: its name and shape."""
+    if isinstance(config, TRexConfig):
+        shape = f"{config.r_a}x{config.r_b} {config.mode}"
+        return f"{config.display_name} {shape}" + ("" if config.use_intuition else " w/o intuition")
+    if config.method == "lora":
+        return f"LoRA r={config.r}"
+    return f"{config.display_name} {config.n_experts}x{config.r}"
+
+
+def default_method_configs() -> list[AdapterConfig]:
+    """Every registered method at its default (the papers') size."""
+    return [method.config_class() for method in METHODS.values()]
 
 
 def load_model_config(path: str | Path) -> PretrainedConfig:
@@ -52,21 +74,22 @@ def meta_model(config: PretrainedConfig) -> PreTrainedModel:
 
 
 def count_added_parameters(
-    model_config: PretrainedConfig, trex_config: TRexConfig, lora_ranks: tuple[int, ...] = (32,)
+    model_config: PretrainedConfig,
+    configs: AdapterConfig | Sequence[AdapterConfig] | None = None,
+    lora_ranks: tuple[int, ...] = (),
 ) -> list[ParameterCount]:
-    """T-REX with ``trex_config`` and LoRA at each rank, on the same target modules."""
+    """Added trainable parameters of each method config (default: every method), plus LoRA at extra ranks.
+
+    Each adapter is built on its own meta-device copy of the model by the code that trains it (peft for LoRA).
+    """
+    if configs is None:
+        configs = default_method_configs()
+    elif isinstance(configs, AdapterConfig):
+        configs = [configs]
+    configs = [*configs, *(LoraMethodConfig(r=rank) for rank in lora_ranks)]
     base = sum(p.numel() for p in meta_model(model_config).parameters())
-    trex = get_trex_model(meta_model(model_config), trex_config)
-    counts = [
-        ParameterCount(
-            f"T-REX {trex_config.r_a}x{trex_config.r_b} {trex_config.mode}", trex.parameter_counts()[0], base
-        )
-    ]
-    for rank in lora_ranks:
-        model = meta_model(model_config)
-        targets = find_target_modules(model, trex_config)
-        lora = get_peft_model(model, LoraConfig(r=rank, target_modules=targets))
-        counts.append(
-            ParameterCount(f"LoRA r={rank}", sum(p.numel() for p in lora.parameters() if p.requires_grad), base)
-        )
+    counts = []
+    for config in configs:
+        adapter = build_adapter_model(meta_model(model_config), config)
+        counts.append(ParameterCount(describe(config), adapter.parameter_counts()[0], base))
     return counts

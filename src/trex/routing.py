@@ -1,17 +1,18 @@
-"""The per-call routing context shared by every T-REX layer of one model.
+"""The per-call routing context shared by every adapter layer of one model.
 
-Intuition is a per-instance input of ``TRexModel.forward``; layers deep inside a transformers model cannot
-receive it as an argument, so the model puts it on one small object that all its layers hold, for the
-duration of the call only. Gradient checkpointing recomputes layers during backward, after the call has
-returned: ``checkpoint_contexts`` (a ``torch.utils.checkpoint`` ``context_fn``) snapshots the context when a
-block runs forward and restores exactly that snapshot for its recomputation.
+Per-instance inputs (T-REX's intuition, a task-category prior) are arguments of the adapter model's ``forward``;
+layers deep inside a transformers model cannot receive them as arguments, so the model puts them on one small
+object that all its layers hold, for the duration of the call only. Routers add their auxiliary losses to the same
+object, and the model collects them after the call. Gradient checkpointing recomputes layers during backward, after
+the call has returned: ``checkpoint_contexts`` (a ``torch.utils.checkpoint`` ``context_fn``) snapshots the context
+when a block runs forward and restores exactly that snapshot for its recomputation.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -20,6 +21,7 @@ import torch
 class RoutingContext:
     intuition: torch.Tensor | None = None
     disabled: bool = False
+    losses: dict[str, list[torch.Tensor]] | None = field(default=None, repr=False)
 
     @contextlib.contextmanager
     def use(self, intuition: torch.Tensor | None, disabled: bool | None = None) -> Iterator[None]:
@@ -32,6 +34,19 @@ class RoutingContext:
             yield
         finally:
             self.intuition, self.disabled = previous
+
+    @contextlib.contextmanager
+    def collect_losses(self) -> Iterator[dict[str, list[torch.Tensor]]]:
+        """Gather the auxiliary losses routers add during one forward (recomputations add nothing)."""
+        self.losses = {}
+        try:
+            yield self.losses
+        finally:
+            self.losses = None
+
+    def add_loss(self, name: str, value: torch.Tensor) -> None:
+        if self.losses is not None:
+            self.losses.setdefault(name, []).append(value)
 
     def checkpoint_contexts(self) -> tuple[contextlib.AbstractContextManager, contextlib.AbstractContextManager]:
         """``context_fn`` for non-reentrant checkpointing: the recomputation sees the forward's context."""

@@ -53,7 +53,7 @@ def test_overrides_are_read_as_yaml_values(tmp_path):
             {"training": {"learnig_rate": 1}},
             "x.yaml: training: unknown key 'learnig_rate'; did you mean 'learning_rate'",
         ),
-        ({"training": {"learning_rate": "fast"}}, "x.yaml: training.learning_rate: expected float, got 'fast'"),
+        ({"training": {"learning_rate": "fast"}}, "x.yaml: training.learning_rate: expected a number, got 'fast'"),
         ({"data": {"format": "xml"}}, r"x.yaml: data.format: 'xml' is not one of \['letters', 'cloze'\]"),
         ({"adapter": {"r_aa": 2}}, "x.yaml: adapter: unknown key 'r_aa'; did you mean 'r_a'"),
         ({"adapter": {"mode": "diagonal"}}, "x.yaml: adapter: TRexConfig: diagonal mode pairs a_i with b_i"),

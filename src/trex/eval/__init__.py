@@ -13,7 +13,7 @@ A model already in memory (a trained `TRexModel` with its bank, or a base model)
 """
 
 from trex.eval.errors import EvalError
-from trex.eval.lm import EvalModel, InstanceInputs, trex_instance_inputs
+from trex.eval.lm import EvalModel, InstanceInputs, adapter_instance_inputs, trex_instance_inputs
 from trex.eval.loading import load_eval_model
 from trex.eval.loglik import LoglikItem, OptionScore, encode_pair, score_continuations
 from trex.eval.report import TABLE1_COLUMNS, detail_table, table1
@@ -41,6 +41,7 @@ __all__ = [
     "resolve_tasks",
     "score_continuations",
     "table1",
+    "adapter_instance_inputs",
     "trex_instance_inputs",
     "write_requests",
 ]

@@ -29,7 +29,7 @@ def eval_command(
         DEFAULT_MODEL
     ),
     adapter: Annotated[
-        Path | None, typer.Option(help="T-REX adapter folder; omit to evaluate the base model.")
+        Path | None, typer.Option(help="Adapter folder of any method (a peft LoRA one too); omit for the base model.")
     ] = None,
     scoring: Annotated[
         str, typer.Option(help="'generate' (greedy answer letter, the paper's) or 'loglik' (option log-likelihood).")
@@ -59,8 +59,11 @@ def eval_command(
     resume: Annotated[
         bool, typer.Option(help="Keep the tasks an interrupted run with the same settings finished in --output.")
     ] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace the results of another evaluation in --output (refused otherwise).")
+    ] = False,
 ) -> None:
-    """Accuracy of a base model or base + T-REX adapter on the paper's tasks, in the layout of its Table 1."""
+    """Accuracy of a base model or base + adapter (any method) on the paper's tasks, in the layout of its Table 1."""
     from trex.eval.loading import load_eval_model
     from trex.eval.runner import evaluate, resolve_tasks
 
@@ -69,7 +72,7 @@ def eval_command(
         lm = load_eval_model(model, adapter, chat_template=chat_template, max_length=max_length)
         run = evaluate(
             lm, tasks, scoring=scoring, fmt=fmt, limit=limit, batch_size=batch_size, data_root=data_root,
-            output_dir=output, dump_requests=dump_requests, metric=metric, resume=resume,
+            output_dir=output, dump_requests=dump_requests, metric=metric, resume=resume, overwrite=overwrite,
         )  # fmt: skip
     except (EvalError, DataError) as err:
         raise typer.BadParameter(str(err)) from err

@@ -88,6 +88,7 @@ def generate_batch(
     intuition_texts: Sequence[str],
     max_new_tokens: int,
     stop_strings: Sequence[str] = (),
+    tasks: Sequence[str | None] | None = None,
 ) -> list[str]:
     """Greedy continuations of `prompts` (left-padded batch, KV cache), decoded without special tokens."""
     tokenizer = lm.tokenizer
@@ -101,9 +102,8 @@ def generate_batch(
         eos_token_id=tokenizer.eos_token_id,
     )  # fmt: skip
     stopping = {"stop_strings": list(stop_strings), "tokenizer": tokenizer} if stop_strings else {}
-    out = lm.model.generate(
-        input_ids=ids, attention_mask=mask, generation_config=config, **stopping, **lm.extra_inputs(intuition_texts)
-    )
+    extras = lm.extra_inputs(intuition_texts, tasks)
+    out = lm.model.generate(input_ids=ids, attention_mask=mask, generation_config=config, **stopping, **extras)
     texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
     return [_cut(text, stop_strings) for text in texts]
 
@@ -122,8 +122,9 @@ def generate_answers(lm: EvalModel, requests: Sequence[EvalRequest], batch_size:
     for start in tqdm(range(0, len(order), batch_size), desc="generating", unit="batch", leave=False, disable=None):
         chunk = order[start : start + batch_size]
         outputs = generate_batch(
-            lm, [requests[i].prompt for i in chunk], [requests[i].intuition_text for i in chunk], budget
-        )
+            lm, [requests[i].prompt for i in chunk], [requests[i].intuition_text for i in chunk], budget,
+            tasks=[requests[i].task for i in chunk],
+        )  # fmt: skip
         for i, text in zip(chunk, outputs, strict=True):
             texts[i] = text
     return texts

@@ -1,9 +1,9 @@
 """The model under evaluation: a causal LM, its tokenizer, and the per-instance inputs its forward needs.
 
-Every method plugs in the same way: T-REX adds its intuition (one row per instance, from the adapter's own
-intuition bank); a base model or a plain LoRA adds nothing. Scoring code only ever calls
-``model(input_ids=..., attention_mask=..., **lm.instance_inputs(texts))`` and the matching ``generate``, so a
-baseline needs no change to the harness, only its own `InstanceInputs` (or none).
+Every method plugs in the same way: its adapter model's ``instance_inputs`` gives one prior row per instance
+(T-REX: intuition from the adapter's own bank; the task-category ablation: a one-hot of the task's category);
+a base model or LoRA adds nothing. Scoring code only ever calls
+``model(input_ids=..., attention_mask=..., **lm.extra_inputs(texts, tasks))`` and the matching ``generate``.
 """
 
 from __future__ import annotations
@@ -17,28 +17,32 @@ from torch import nn
 
 from trex.eval.errors import EvalError
 
-InstanceInputs = Callable[[Sequence[str]], dict[str, torch.Tensor]]
-"""Extra forward/generate arguments computed from each instance's intuition text, one row per instance."""
+InstanceInputs = Callable[[Sequence[str], Sequence[str | None] | None], dict[str, torch.Tensor]]
+"""Extra forward/generate arguments from each instance's intuition text and task, one row per instance."""
 
 DEFAULT_CONTEXT = 2048
 """Context length assumed when the model config states none."""
 
 
-def trex_instance_inputs(model: nn.Module) -> InstanceInputs | None:
-    """Intuition from the adapter's own bank, scored on each instance's `intuition_text` (None: not needed)."""
-    config = getattr(model, "trex_config", None)
-    if config is None or not config.use_intuition:
+def adapter_instance_inputs(model: nn.Module) -> InstanceInputs | None:
+    """The adapter model's per-instance prior as extra inputs (None: the model takes none)."""
+    if not getattr(model, "needs_instance_inputs", False):
         return None
-    if getattr(model, "intuition_bank", None) is None:
+    config = model.adapter_config
+    if getattr(config, "intuition_source", "bank") == "bank" and getattr(model, "intuition_bank", None) is None:
         raise EvalError(
-            "this T-REX adapter routes with intuition but its folder has no intuition bank (intuition/); save the "
+            "this adapter routes with intuition but its folder has no intuition bank (intuition/); save the "
             "adapter with its bank attached, or attach one with model.attach_intuition_bank(bank)"
         )
 
-    def intuition(texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        return {"intuition": model.intuition_bank.score(list(texts))}
+    def inputs(texts: Sequence[str], tasks: Sequence[str | None] | None = None) -> dict[str, torch.Tensor]:
+        return {"intuition": model.instance_inputs(list(texts), None if tasks is None else list(tasks))}
 
-    return intuition
+    return inputs
+
+
+trex_instance_inputs = adapter_instance_inputs
+"""The name of ``adapter_instance_inputs`` when only T-REX had per-instance inputs."""
 
 
 @dataclass
@@ -46,11 +50,11 @@ class EvalModel:
     """What the scorers need: the model, its tokenizer, the per-instance inputs, and how prompts are built.
 
     Attributes:
-        model: A causal LM (a transformers model or a `TRexModel`), in eval mode.
+        model: A causal LM (a transformers model or an adapter model of `trex.methods`), in eval mode.
         tokenizer: Its tokenizer; it must have a pad token (or an EOS token, used as pad).
         name: Base model name or path, as recorded in results.
         adapter: Adapter folder, or None for the base model alone.
-        instance_inputs: Extra per-instance inputs (T-REX intuition), or None.
+        instance_inputs: Extra per-instance inputs (T-REX intuition, a category prior), or None.
         chat_template: Wrap prompts in the tokenizer's chat template (when it has one), as training does.
         max_length: Context length; prompts are shortened from the passage side to fit. None: the model's own.
     """
@@ -65,8 +69,8 @@ class EvalModel:
 
     @classmethod
     def wrap(cls, model: nn.Module, tokenizer: Any, name: str, adapter: str | None = None, **kwargs: Any) -> EvalModel:
-        """An EvalModel for a base model or a `TRexModel`, with intuition wired from the adapter's bank."""
-        return cls(model.eval(), tokenizer, name, adapter, trex_instance_inputs(model), **kwargs)
+        """An EvalModel for a base model or an adapter model, with its per-instance inputs wired in."""
+        return cls(model.eval(), tokenizer, name, adapter, adapter_instance_inputs(model), **kwargs)
 
     @property
     def context_length(self) -> int:
@@ -87,11 +91,11 @@ class EvalModel:
             raise EvalError("the tokenizer has neither a pad nor an EOS token; set tokenizer.pad_token")
         return int(pad)
 
-    def extra_inputs(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Per-instance inputs for a batch (one row per text), on the model's device."""
+    def extra_inputs(self, texts: Sequence[str], tasks: Sequence[str | None] | None = None) -> dict[str, torch.Tensor]:
+        """Per-instance inputs for a batch (one row per instance), on the model's device."""
         if self.instance_inputs is None:
             return {}
-        return {k: v.to(self.device) for k, v in self.instance_inputs(texts).items()}
+        return {k: v.to(self.device) for k, v in self.instance_inputs(texts, tasks).items()}
 
 
 def select_rows(inputs: dict[str, torch.Tensor], rows: torch.Tensor) -> dict[str, torch.Tensor]:

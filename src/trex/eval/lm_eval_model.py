@@ -39,9 +39,17 @@ def _intuition_text(request: Instance) -> str:
     return request.args[0]
 
 
+def _task(request: Instance) -> str | None:
+    """The trex task of a request (for the task-category prior): the document's ``task``, else lm-eval's task name."""
+    doc = request.doc
+    if isinstance(doc, dict) and isinstance(doc.get("task"), str):
+        return doc["task"]
+    return getattr(request, "task_name", None)
+
+
 @register_model("trex")
 class TRexLM(LM):
-    """lm-eval model: a base model (`pretrained`) with an optional T-REX adapter folder (`adapter`)."""
+    """lm-eval model: a base model (`pretrained`) with an optional adapter folder of any method (`adapter`)."""
 
     def __init__(
         self,
@@ -67,7 +75,7 @@ class TRexLM(LM):
 
     def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         """(log-probability, is greedy) of each (context, continuation) request, lm-eval's tokenisation."""
-        items = [LoglikItem(r.args[0], [r.args[1]], _intuition_text(r)) for r in requests]
+        items = [LoglikItem(r.args[0], [r.args[1]], _intuition_text(r), _task(r)) for r in requests]
         scores, _ = score_continuations(self.lm, items, self.batch_size)
         return [(s[0].logprob, s[0].greedy) for s in scores]
 
@@ -95,7 +103,7 @@ class TRexLM(LM):
                 chunk = indices[start : start + self.batch_size]
                 texts = generate_batch(
                     self.lm, [requests[i].args[0] for i in chunk], [_intuition_text(requests[i]) for i in chunk],
-                    max_tokens, until,
+                    max_tokens, until, tasks=[_task(requests[i]) for i in chunk],
                 )  # fmt: skip
                 for i, text in zip(chunk, texts, strict=True):
                     outputs[i] = text

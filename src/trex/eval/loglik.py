@@ -27,11 +27,13 @@ from trex.eval.lm import EvalModel, select_rows
 
 @dataclass(frozen=True)
 class LoglikItem:
-    """One instance to score: a context, its option continuations, and the text its intuition comes from."""
+    """One instance to score: a context, its option continuations, and what its per-instance prior comes from
+    (the text T-REX's intuition embeds; the task, for the task-category prior)."""
 
     context: str
     continuations: list[str]
     intuition_text: str
+    task: str | None = None
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,7 @@ def score_continuations(
         range(0, len(order), batch_size), desc="scoring options", unit="batch", leave=False, disable=None
     ):
         batch = [prepared[k] for k in order[start : start + batch_size]]
-        extras = lm.extra_inputs([items[p.item].intuition_text for p in batch])
+        extras = lm.extra_inputs([items[p.item].intuition_text for p in batch], [items[p.item].task for p in batch])
         for k, scores in zip(order[start : start + batch_size], _score_batch(lm, batch, extras), strict=True):
             pieces[k] = scores
     for k, p in enumerate(prepared):  # prepared pieces of one item are consecutive and in option order

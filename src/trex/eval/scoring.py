@@ -67,7 +67,7 @@ def _accuracy(correct: int, n: int) -> tuple[float | None, tuple[float, float]]:
 def score_loglik(lm: EvalModel, requests: Sequence[EvalRequest], batch_size: int) -> tuple[list[dict], int]:
     """Predictions of every request with options (free-text ones are left out), and how many were truncated."""
     scorable = [r for r in requests if r.options]
-    items = [LoglikItem(r.prompt, r.options, r.intuition_text) for r in scorable]
+    items = [LoglikItem(r.prompt, r.options, r.intuition_text, r.task) for r in scorable]
     scores, truncated = score_continuations(lm, items, batch_size)
     rows = []
     for request, option_scores in zip(scorable, scores, strict=True):

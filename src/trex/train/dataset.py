@@ -1,4 +1,4 @@
-"""From a recipe's data section to padded batches that carry each instance's intuition to ``TRexModel.forward``."""
+"""From a recipe's data section to padded batches that carry each instance's prior row (when the method takes one)."""
 
 from __future__ import annotations
 
@@ -45,25 +45,26 @@ def build_training_mixture(data: DataSection) -> tuple[list[TaskInstance], dict[
 
 @dataclass
 class IntuitionExamples(Dataset):
-    """Tokenised examples, each with the intuition row of the instance it came from."""
+    """Tokenised examples, each with the prior row (intuition) of its instance when the method takes one."""
 
     examples: Sequence[TokenizedExample]
-    intuition: torch.Tensor
+    intuition: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
-        if len(self.examples) != self.intuition.shape[0]:
+        if self.intuition is not None and len(self.examples) != self.intuition.shape[0]:
             raise ValueError(f"{len(self.examples)} examples but {self.intuition.shape[0]} intuition rows")
 
     def __len__(self) -> int:
         return len(self.examples)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return {**self.examples[index].features(), "intuition": self.intuition[index]}
+        features = self.examples[index].features()
+        return features if self.intuition is None else {**features, "intuition": self.intuition[index]}
 
 
 @dataclass
 class IntuitionCollator:
-    """Right-pads ids (pad token), masks (0) and labels (ignored) and stacks the intuition rows."""
+    """Right-pads ids (pad token), masks (0) and labels (ignored); stacks intuition rows when examples have them."""
 
     pad_token_id: int
 
@@ -73,9 +74,11 @@ class IntuitionCollator:
         def pad(key: str, value: int) -> torch.Tensor:
             return torch.tensor([f[key] + [value] * (width - len(f[key])) for f in features], dtype=torch.long)
 
-        return {
+        batch = {
             "input_ids": pad("input_ids", self.pad_token_id),
             "attention_mask": pad("attention_mask", 0),
             "labels": pad("labels", IGNORE_INDEX),
-            "intuition": torch.stack([torch.as_tensor(f["intuition"], dtype=torch.float32) for f in features]),
         }
+        if "intuition" in features[0]:
+            batch["intuition"] = torch.stack([torch.as_tensor(f["intuition"], dtype=torch.float32) for f in features])
+        return batch

@@ -1,16 +1,14 @@
 """Training recipes: a YAML file plus ``key=value`` overrides, checked field by field before anything runs.
 
 A recipe has five sections (``model``, ``adapter``, ``data``, ``intuition``, ``training``) and an
-``output_dir``. ``adapter`` takes the fields of ``TRexConfig``. Unknown keys are errors that suggest the
+``output_dir``. ``adapter.method`` names the method (``trex`` by default; see ``trex.methods``) and the other
+``adapter`` keys are the fields of that method's config. Unknown keys are errors that suggest the
 closest known key, because a misspelt key silently ignored means a run with settings nobody asked for.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +16,9 @@ from typing import Any, Literal
 import yaml
 
 from trex.config import TRexConfig
+from trex.fields import check_value, checked_fields, suggest
+from trex.methods import get_method
+from trex.methods.config import AdapterConfig
 
 
 @dataclass
@@ -107,58 +108,16 @@ SECTIONS = {"model": ModelSection, "data": DataSection, "intuition": IntuitionSe
 class Recipe:
     output_dir: str = "runs/trex"
     model: ModelSection = field(default_factory=ModelSection)
-    adapter: TRexConfig = field(default_factory=TRexConfig)
+    adapter: AdapterConfig = field(default_factory=TRexConfig)
     data: DataSection = field(default_factory=DataSection)
     intuition: IntuitionSection = field(default_factory=IntuitionSection)
     training: TrainingSection = field(default_factory=TrainingSection)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def _suggest(key: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=1)
-    return f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(known))}"
-
-
-def _check_type(value: Any, annotation: Any, where: str) -> Any:
-    """Accept a YAML value for a field of the given annotation, or say which key has which wrong value."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        errors = []
-        for option in typing.get_args(annotation):
-            try:
-                return _check_type(value, option, where)
-            except ValueError as err:
-                errors.append(err)
-        raise errors[-1]
-    if annotation is type(None):
-        if value is None:
-            return None
-        raise ValueError(f"{where}: expected null, got {value!r}")
-    if origin is Literal:
-        if value in typing.get_args(annotation):
-            return value
-        raise ValueError(f"{where}: {value!r} is not one of {list(typing.get_args(annotation))}")
-    if origin is list:
-        if not isinstance(value, list):
-            raise ValueError(f"{where}: expected a list, got {value!r}")
-        (item,) = typing.get_args(annotation)
-        return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-    if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if annotation is float and isinstance(value, str):
-        try:  # YAML 1.1 reads 5e-5 (no dot) as a string; everybody writes learning rates that way
-            return float(value)
-        except ValueError:
-            pass
-    if annotation is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if annotation in (str, bool) and isinstance(value, annotation):
-        return value
-    if annotation in (int, float, str, bool):
-        raise ValueError(f"{where}: expected {annotation.__name__}, got {value!r}")
-    return value
+        """The recipe as YAML-ready data; the adapter section names its method first."""
+        data = dataclasses.asdict(self)
+        data["adapter"] = {"method": self.adapter.method, **data["adapter"]}
+        return data
 
 
 def _build_section(cls: type, data: Any, where: str) -> Any:
@@ -166,17 +125,26 @@ def _build_section(cls: type, data: Any, where: str) -> Any:
         data = {}
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a mapping of keys, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    known = [f.name for f in dataclasses.fields(cls) if f.init]
-    values = {}
-    for key, value in data.items():
-        if key not in known:
-            raise ValueError(f"{where}: unknown key {key!r}{_suggest(key, known)}")
-        values[key] = _check_type(value, hints[key], f"{where}.{key}")
+    values = checked_fields(cls, data, where)
     try:
         return cls(**values)
     except ValueError as err:
         raise ValueError(f"{where}: {err}") from err
+
+
+def _build_adapter(data: Any, where: str) -> AdapterConfig:
+    """The adapter section: ``method`` (default ``trex``) picks the config class whose fields the rest must be."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping of keys, got {data!r}")
+    data = dict(data)
+    method = check_value(data.pop("method", "trex"), str, f"{where}.method")
+    try:
+        config_class = get_method(method).config_class
+    except ValueError as err:
+        raise ValueError(f"{where}.method: {err}") from None
+    return _build_section(config_class, data, where)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -200,10 +168,10 @@ def recipe_from_dict(data: dict[str, Any], source: str = "recipe", overrides: li
     known = ["output_dir", "adapter", *SECTIONS]
     for key in data:
         if key not in known:
-            raise ValueError(f"{source}: unknown key {key!r}{_suggest(key, known)}")
+            raise ValueError(f"{source}: unknown key {key!r}{suggest(key, known)}")
     sections = {name: _build_section(cls, data.get(name), f"{source}: {name}") for name, cls in SECTIONS.items()}
-    adapter_config = _build_section(TRexConfig, data.get("adapter"), f"{source}: adapter")
-    output_dir = _check_type(data.get("output_dir", Recipe.output_dir), str, f"{source}: output_dir")
+    adapter_config = _build_adapter(data.get("adapter"), f"{source}: adapter")
+    output_dir = check_value(data.get("output_dir", Recipe.output_dir), str, f"{source}: output_dir")
     return Recipe(output_dir=output_dir, adapter=adapter_config, **sections)
 
 

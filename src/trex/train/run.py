@@ -1,8 +1,10 @@
-"""``trex train``: recipe -> mixture -> intuition bank -> Trainer -> adapter folder, resumable at every checkpoint.
+"""``trex train``: recipe -> mixture -> (intuition bank) -> Trainer -> adapter folder, resumable at every checkpoint.
 
-The run folder holds everything needed to use or continue the run: ``recipe.yaml`` (resolved), ``metrics.jsonl``,
-``tensorboard/``, ``checkpoint-N/`` (adapter + safe optimizer state), and finally ``adapter/`` with the intuition
-bank inside, loadable by ``TRexModel.from_pretrained``.
+Every method goes through this one pipeline: ``adapter.method`` picks the adapter model (``trex.methods``), and
+the bank is fitted only for methods whose prior is intuition. The run folder holds everything needed to use or
+continue the run: ``recipe.yaml`` (resolved), ``metrics.jsonl``, ``tensorboard/``, ``checkpoint-N/`` (adapter +
+safe optimizer state), and finally ``adapter/`` (with the intuition bank inside, for T-REX), loadable by
+``trex.methods.load_adapter_model``.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from transformers.integrations import TensorBoardCallback
 
 from trex.data import intuition_text, mixture_table, tokenize_instances
 from trex.intuition import CachedEmbedder, IntuitionBank, fit_intuition_bank
-from trex.model import TRexModel, find_target_modules
+from trex.methods import build_adapter_model
+from trex.methods.base import AdapterModel, find_target_modules
 from trex.pretrained import cache_root, load_base_model
 from trex.train import checkpoint as ckpt
 from trex.train.dataset import IntuitionCollator, IntuitionExamples, build_training_mixture
 from trex.train.metrics import MetricsLogger
 from trex.train.recipe import Recipe
-from trex.train.trainer import TRexTrainer
+from trex.train.trainer import AdapterTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -63,13 +66,12 @@ def build_embedder(spec: str | None):
     return SentenceTransformerEmbedder(spec)
 
 
-def prepare_intuition(
-    recipe: Recipe, texts: list[str], labels: list[str], run_dir: Path
-) -> tuple[IntuitionBank, torch.Tensor]:
-    """Fit (or load) the bank on the mixture's prompts and score each one; embeddings are cached on disk."""
+def prepare_bank(recipe: Recipe, texts: list[str], labels: list[str], run_dir: Path) -> IntuitionBank:
+    """Fit (or load) the bank on the mixture's prompts; it scores through the on-disk embedding cache."""
     section = recipe.intuition
+    width = recipe.adapter.prior_width
     cache_dir = Path(section.cache_dir) if section.cache_dir else cache_root() / "embeddings"
-    embedder = build_embedder(section.embedder)
+    embedder = CachedEmbedder(build_embedder(section.embedder), cache_dir)
     bank_dir = run_dir / BANK_DIR
     if section.bank:
         bank = IntuitionBank.load(section.bank, embedder=embedder)
@@ -78,21 +80,33 @@ def prepare_intuition(
     else:
         bank = fit_intuition_bank(
             texts,
-            recipe.adapter.intuition_width,
+            width,
             embedder=embedder,
             seed=section.seed,
             backend=section.backend,
-            cache_dir=cache_dir,
             labels=labels,
             scoring=section.scoring,
         )
         bank.save(bank_dir)
-    if bank.n_clusters != recipe.adapter.intuition_width:
-        raise ValueError(
-            f"intuition bank has {bank.n_clusters} clusters but the adapter expects {recipe.adapter.intuition_width}"
-        )
-    embeddings = CachedEmbedder(embedder, cache_dir).embed(texts)
-    return bank, bank.score_embeddings(embeddings)
+    if bank.n_clusters != width:
+        raise ValueError(f"intuition bank has {bank.n_clusters} clusters but the adapter expects {width}")
+    return bank
+
+
+def instance_priors(
+    recipe: Recipe, model: AdapterModel, mixture: list, examples: list, run_dir: Path
+) -> torch.Tensor | None:
+    """One prior row per training example, from ``model.instance_inputs`` (the call evaluation makes too)."""
+    if not model.needs_instance_inputs:
+        return None
+    unique = {(i.task, i.uid): i for i in mixture}
+    keys = list(unique)
+    texts, tasks = [intuition_text(unique[k]) for k in keys], [k[0] for k in keys]
+    if recipe.adapter.intuition_source == "bank":
+        model.attach_intuition_bank(prepare_bank(recipe, texts, tasks, run_dir))
+    rows = model.instance_inputs(texts, tasks)
+    row_of = {key: row for row, key in enumerate(keys)}
+    return rows[[row_of[(e.task, e.uid)] for e in examples]]
 
 
 def training_arguments(recipe: Recipe, run_dir: Path) -> TrainingArguments:
@@ -161,18 +175,12 @@ def run_training(recipe: Recipe, resume: bool = False, callbacks: list[TrainerCa
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
 
-    unique = {(i.task, i.uid): i for i in mixture}
-    keys = list(unique)
-    bank, scores = prepare_intuition(recipe, [intuition_text(unique[k]) for k in keys], [k[0] for k in keys], run_dir)
-    row_of = {key: row for row, key in enumerate(keys)}
-    intuition = scores[[row_of[(e.task, e.uid)] for e in examples]]
-    dataset = IntuitionExamples(examples, intuition)
-
-    trex_model = TRexModel(model, recipe.adapter, intuition_bank=bank)
+    adapter_model = build_adapter_model(model, recipe.adapter)
+    dataset = IntuitionExamples(examples, instance_priors(recipe, adapter_model, mixture, examples, run_dir))
     collator = IntuitionCollator(tokenizer.pad_token_id)
     probe = collator([dataset[i] for i in range(min(recipe.training.routing_probe_size, len(dataset)))])
-    trainer = TRexTrainer(
-        model=trex_model,
+    trainer = AdapterTrainer(
+        model=adapter_model,
         args=training_arguments(recipe, run_dir),
         train_dataset=dataset,
         data_collator=collator,
@@ -189,15 +197,16 @@ def run_training(recipe: Recipe, resume: bool = False, callbacks: list[TrainerCa
         console.print(mixture_table(mixture, tasks))
         console.print(
             f"{len(examples)} training examples ({sum(report.truncated.values())} with a shortened passage, "
-            f"{sum(report.dropped.values())} dropped as too long); adapter on {len(trex_model.adapted_modules)} "
-            f"modules, {trex_model.parameter_counts()[0]:,d} trainable parameters"
+            f"{sum(report.dropped.values())} dropped as too long); {recipe.adapter.display_name} adapter on "
+            f"{len(adapter_model.adapted_modules)} modules, {adapter_model.parameter_counts()[0]:,d} trainable "
+            "parameters"
         )
         if resume_from:
             console.print(f"resuming from {resume_from}")
     output = trainer.train(resume_from_checkpoint=resume_from)
     adapter_dir = run_dir / "adapter"
     if trainer.is_world_process_zero():
-        trex_model.save_pretrained(adapter_dir)
+        adapter_model.save_pretrained(adapter_dir)
         tokenizer.save_pretrained(adapter_dir / "tokenizer")
     trainer.accelerator.wait_for_everyone()
     return TrainResult(run_dir, adapter_dir, trainer.state.global_step, output.training_loss)

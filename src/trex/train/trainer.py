@@ -1,8 +1,10 @@
-"""``TRexTrainer``: transformers' Trainer with adapter-only, pickle-free, crash-safe checkpoints.
+"""``AdapterTrainer``: transformers' Trainer for any adapter method, with adapter-only, pickle-free, crash-safe
+checkpoints and the method's auxiliary router losses.
 
 Training, gradient accumulation and distribution (DDP, FSDP, DeepSpeed through accelerate) stay the Trainer's.
-What changes is what a checkpoint holds and how it is written (see ``trex.train.checkpoint``). Under DeepSpeed and
-FSDP the engines write their own sharded optimizer states, and the Trainer's own code handles those.
+What changes is what a checkpoint holds and how it is written (see ``trex.train.checkpoint``), and that the model's
+auxiliary losses (load balancing, z-loss; see ``trex.methods.routers``) are added to the loss and logged. Under
+DeepSpeed and FSDP the engines write their own sharded optimizer states, and the Trainer's own code handles those.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ import json
 import logging
 from pathlib import Path
 
+import torch
 from transformers import Trainer
 
 from trex.config import ADAPTER_WEIGHTS_NAME
 from trex.io import load_tensors
-from trex.model import TRexModel
+from trex.methods.base import AdapterModel
 from trex.train import checkpoint as ckpt
 
 logger = logging.getLogger(__name__)
@@ -23,12 +26,48 @@ logger = logging.getLogger(__name__)
 SCALER_JSON = "scaler.json"
 
 
-class TRexTrainer(Trainer):
-    def _trex_model(self) -> TRexModel:
+class AdapterTrainer(Trainer):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._aux_totals: dict[str, float] = {}
+        self._aux_count = 0
+
+    def _trex_model(self) -> AdapterModel:
         model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
-        if not isinstance(model, TRexModel):
-            raise TypeError(f"TRexTrainer trains a TRexModel, got {type(model).__name__}")
+        if not isinstance(model, AdapterModel):
+            raise TypeError(f"AdapterTrainer trains an adapter model of trex.methods, got {type(model).__name__}")
         return model
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The model's loss plus its auxiliary router losses, on the same footing under gradient accumulation.
+
+        When the Trainer scales the language-model loss for accumulation itself (a sum over the accumulated
+        batch's tokens), a per-micro-batch auxiliary mean is divided by the accumulation steps to match.
+        """
+        result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        losses = self._trex_model().auxiliary_loss() if model.training else {}
+        if not losses:
+            return result
+        loss, outputs = result if return_outputs else (result, None)
+        scaled_for_ga = self.loss_is_scaled_for_ga
+        if scaled_for_ga is None:
+            scaled_for_ga = (self.model_accepts_loss_kwargs and num_items_in_batch is not None) or (
+                self.compute_loss_func is not None
+            )
+        divisor = self.current_gradient_accumulation_steps if scaled_for_ga else 1
+        aux = torch.stack(list(losses.values())).sum()
+        loss = loss + aux / divisor
+        for name, value in losses.items():
+            self._aux_totals[name] = self._aux_totals.get(name, 0.0) + value.detach().item()
+        self._aux_count += 1
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        """Add the mean of each auxiliary loss since the last log (as ``aux_<name>``)."""
+        if self._aux_count and "loss" in logs:
+            logs = {**logs, **{f"aux_{k}": v / self._aux_count for k, v in self._aux_totals.items()}}
+            self._aux_totals, self._aux_count = {}, 0
+        super().log(logs, *args, **kwargs)
 
     def _engine_managed(self) -> bool:
         return bool(self.is_deepspeed_enabled or self.is_fsdp_enabled)
@@ -78,7 +117,10 @@ class TRexTrainer(Trainer):
             )
 
     def _save_checkpoint(self, model, trial) -> None:
-        """Write the checkpoint, then its COMPLETE marker, and only then drop old checkpoints."""
+        """Mark the checkpoint in progress, write it, then its COMPLETE marker, and only then drop old ones."""
+        if self.args.should_save:
+            run_dir = Path(self._get_output_dir(trial=trial))
+            ckpt.begin_checkpoint(run_dir / f"checkpoint-{self.state.global_step}")
         keep = self.args.save_total_limit
         self.args.save_total_limit = None
         try:
@@ -90,3 +132,7 @@ class TRexTrainer(Trainer):
             run_dir = Path(self._get_output_dir(trial=trial))
             ckpt.mark_complete(run_dir / f"checkpoint-{self.state.global_step}")
             ckpt.rotate_checkpoints(run_dir, keep)
+
+
+TRexTrainer = AdapterTrainer
+"""The name this trainer had when it trained T-REX only."""
