@@ -87,6 +87,44 @@ def train(
 
 
 @app.command()
+def compare(
+    config: Annotated[Path, typer.Argument(help="A comparison config (see configs/compare/).")],
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="key=value overrides, e.g. evaluation.limit=20.")
+    ] = None,
+    status: Annotated[
+        bool, typer.Option("--status", help="Show what is done, running and left; run nothing.")
+    ] = False,
+    only: Annotated[list[str] | None, typer.Option(help="Run only these methods (repeatable; 'base' too).")] = None,
+) -> None:
+    """Train and evaluate every method and seed of a comparison; re-run to continue where the last sitting stopped."""
+    from trex.compare import load_compare_config, run_comparison, status_rows
+    from trex.data import DataError
+
+    try:
+        parsed = load_compare_config(config, overrides)
+        if status:
+            rows, projected = status_rows(parsed)
+            table = Table(title=f"{config} -> {parsed.output_dir}")
+            for column in ("step", "state", "wall"):
+                table.add_column(column)
+            for label, state, wall in rows:
+                table.add_row(label, state, "" if wall is None else f"{wall / 60:.1f} min")
+            console.print(table)
+            left = sum(1 for _, state, _ in rows if state != "done")
+            eta = (
+                "unknown until a step of each kind has finished" if projected is None else f"{projected / 3600:.1f} h"
+            )
+            console.print(f"{len(rows) - left} of {len(rows)} steps done; projected time for the rest: {eta}")
+            return
+        done = run_comparison(parsed, only)
+    except (FileNotFoundError, ValueError, RuntimeError, DataError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    console.print(f"{len(done)} steps done in this sitting; `trex compare {config} --status` shows the rest")
+
+
+@app.command()
 def quickstart(
     output_dir: Annotated[Path, typer.Option(help="Run folder (re-running continues or reuses it).")] = Path(
         "runs/quickstart"

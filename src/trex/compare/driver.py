@@ -1,0 +1,209 @@
+"""``trex compare``: train and evaluate every (method, seed) unit of a comparison, in pieces, over several sittings.
+
+Layout: ``<out>/base/eval`` and ``<out>/<method>/seed-<s>/{train,eval}``. Each finished step writes ``done.json``
+(its wall time and the versions) beside its results, so a re-run skips it; a killed step resumes from its last
+complete checkpoint (training) or finished task (evaluation). A ``running.json`` lock names the process working on
+a unit, so ``--status`` can say what runs now and two sittings never work on the same unit.
+
+Units run in an interleaved order (seed 0 of every method, then seed 1, ...), so a comparison cut short still has
+every method.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from trex.compare.config import BASE, CompareConfig
+from trex.io import write_text_atomic
+
+logger = logging.getLogger(__name__)
+
+DONE = "done.json"
+RUNNING = "running.json"
+SITTINGS = "sittings.json"
+"""Wall time spent by sittings of a step that were interrupted (a kill -9 loses its own share)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One piece of work: train or evaluate one method at one seed (or evaluate the base model)."""
+
+    method: str
+    seed: int | None
+    kind: str  # "train" or "eval"
+
+    @property
+    def label(self) -> str:
+        return self.method if self.seed is None else f"{self.method}/seed-{self.seed}/{self.kind}"
+
+    def folder(self, config: CompareConfig) -> Path:
+        if self.seed is None:
+            return config.output_dir / BASE / "eval"
+        return config.output_dir / self.method / f"seed-{self.seed}" / self.kind
+
+
+def steps(config: CompareConfig) -> list[Step]:
+    """Every step, base first, then seed by seed across methods (train before eval of a unit)."""
+    order = [Step(BASE, None, "eval")]
+    most = max(len(entry.seeds) for entry in config.methods.values())
+    for index in range(most):
+        for name, entry in config.methods.items():
+            if index < len(entry.seeds):
+                seed = entry.seeds[index]
+                order += [Step(name, seed, "train"), Step(name, seed, "eval")]
+    return order
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int, host: str) -> bool:
+    if host != socket.gethostname():
+        return True  # another machine's process: assume it runs
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def state(step: Step, config: CompareConfig) -> str:
+    """'done', 'running' (a live process holds the lock), or 'left'."""
+    folder = step.folder(config)
+    if (folder / DONE).is_file():
+        return "done"
+    lock = read_json(folder / RUNNING)
+    if lock and _alive(int(lock.get("pid", -1)), str(lock.get("host", ""))):
+        return "running"
+    return "left"
+
+
+class StepLock:
+    """``running.json`` with this process's pid; refuses a step another live process holds."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / RUNNING
+
+    def __enter__(self) -> StepLock:
+        lock = read_json(self.path)
+        if lock and lock.get("pid") != os.getpid() and _alive(int(lock.get("pid", -1)), str(lock.get("host", ""))):
+            raise RuntimeError(f"{self.path.parent} is being worked on by process {lock['pid']} on {lock['host']}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+        write_text_atomic(self.path, json.dumps(record) + "\n")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def run_step(step: Step, config: CompareConfig) -> dict:
+    """Do one step (resuming what an interrupted sitting left) and write its ``done.json``."""
+    folder = step.folder(config)
+    started = time.perf_counter()
+    with StepLock(folder):
+        earlier = read_json(folder / SITTINGS) or {"wall_s": 0.0, "sittings": 0}
+        try:
+            record = _train(step, config) if step.kind == "train" else _evaluate(step, config)
+        except BaseException:
+            spent = {"wall_s": earlier["wall_s"] + time.perf_counter() - started, "sittings": earlier["sittings"] + 1}
+            write_text_atomic(folder / SITTINGS, json.dumps(spent) + "\n")
+            raise
+        record = {
+            **record,
+            "wall_s": earlier["wall_s"] + time.perf_counter() - started,
+            "sittings": earlier["sittings"] + 1,
+            "host": socket.gethostname(),
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        write_text_atomic(folder / DONE, json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def _train(step: Step, config: CompareConfig) -> dict:
+    from trex.train.run import run_training
+
+    recipe = config.unit_recipe(step.method, step.seed)
+    result = run_training(recipe, resume=Path(recipe.output_dir).exists())
+    return {"steps": result.steps, "train_loss": result.train_loss, "adapter": str(result.adapter_dir)}
+
+
+def _evaluate(step: Step, config: CompareConfig) -> dict:
+    from trex.eval import evaluate, load_eval_model
+
+    section = config.evaluation
+    recipe = config.base_recipe() if step.seed is None else config.unit_recipe(step.method, step.seed)
+    adapter = None
+    if step.seed is not None:
+        adapter = step.folder(config).parent / "train" / "adapter"
+        if not (adapter / "adapter_config.json").is_file():
+            raise RuntimeError(f"{step.label}: training has not finished ({adapter} is missing)")
+    lm = load_eval_model(recipe.model.name_or_path, adapter, chat_template=recipe.data.chat_template)
+    run = evaluate(
+        lm, section.tasks, scoring=section.scoring, fmt=section.format, limit=section.limit,
+        batch_size=section.batch_size, data_root=section.data_root or recipe.data.data_root,
+        output_dir=step.folder(config), metric=section.metric, resume=True,
+    )  # fmt: skip
+    if run.failed:
+        raise RuntimeError(f"{step.label}: tasks failed: {', '.join(sorted(run.failed))}")
+    return {"instances": sum(r.n for r in run.results.values()), "instances_per_s": run.instances_per_s}
+
+
+def pending(config: CompareConfig) -> Iterator[Step]:
+    """Steps left to do, in order, skipping those another live process works on."""
+    for step in steps(config):
+        if state(step, config) == "left":
+            yield step
+
+
+def run_comparison(config: CompareConfig, only: list[str] | None = None) -> list[Step]:
+    """Run every step left (of the methods in ``only``, if given); returns the steps done in this sitting."""
+    done = []
+    for step in pending(config):
+        if only and step.method not in only:
+            continue
+        if (
+            step.kind == "eval"
+            and step.seed is not None
+            and state(Step(step.method, step.seed, "train"), config) != "done"
+        ):
+            continue  # its training runs in another sitting now
+        logger.warning("compare: %s", step.label)
+        run_step(step, config)
+        done.append(step)
+    return done
+
+
+def status_rows(config: CompareConfig) -> tuple[list[tuple[str, str, float | None]], float | None]:
+    """(label, state, wall seconds) per step, and the projected seconds for what is left (mean of done steps)."""
+    rows = []
+    walls: dict[str, list[float]] = {}
+    for step in steps(config):
+        current = state(step, config)
+        record = read_json(step.folder(config) / DONE) if current == "done" else None
+        wall = float(record["wall_s"]) if record and "wall_s" in record else None
+        if wall is not None:
+            walls.setdefault(step.kind, []).append(wall)
+        rows.append((step, current, wall))
+    projected = 0.0
+    for step, current, _ in rows:
+        if current != "done":
+            known = walls.get(step.kind)
+            if not known:
+                projected = None
+                break
+            projected += sum(known) / len(known)
+    return [(s.label, c, w) for s, c, w in rows], projected
