@@ -81,6 +81,9 @@ def fit(
     trust_remote_code: Annotated[
         bool, typer.Option(help="Run the embedder folder's own code (needed by nomic-embed).")
     ] = False,
+    max_seq_length: Annotated[
+        int | None, typer.Option(help="Truncate inputs to this many tokens (the reference code: 512 for nomic).")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Texts per embedding batch.")] = 64,
     cache_dir: Annotated[Path | None, typer.Option(help="Embedding cache folder, reused across fits.")] = None,
     scoring: Annotated[str, typer.Option(help="cosine (default) or dot (reference-code raw dot product).")] = "cosine",
@@ -97,8 +100,9 @@ def fit(
         check_replaceable(out, overwrite)  # before minutes of embedding, not after
         texts, labels = read_prompts(inputs, task, text_field, label_field, data_root, cap, seed)
         model = SentenceTransformerEmbedder(
-            embedder, prefix=prefix, batch_size=batch_size, trust_remote_code=trust_remote_code
-        )
+            embedder, prefix=prefix, batch_size=batch_size, trust_remote_code=trust_remote_code,
+            max_seq_length=max_seq_length,
+        )  # fmt: skip
         bank = fit_intuition_bank(
             texts, n_clusters, embedder=model, seed=seed, backend=backend, cache_dir=cache_dir, labels=labels,
             scoring=scoring, max_points=max_points, n_iter=n_iter,

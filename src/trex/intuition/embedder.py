@@ -73,6 +73,8 @@ class SentenceTransformerEmbedder:
             default, because it executes code shipped with the model.
         embedder_id: Override the stable id (default: the upstream name for the packaged model, the
             folder name otherwise; the prefix is appended when not empty).
+        max_seq_length: Truncate inputs to this many tokens (None: the model's own limit). The T-REX reference
+            code truncated nomic-embed-text-v1 inputs at 512; a limit changes the vectors, so it is part of the id.
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class SentenceTransformerEmbedder:
         device: str = "cpu",
         trust_remote_code: bool = False,
         embedder_id: str | None = None,
+        max_seq_length: int | None = None,
     ) -> None:
         is_default = path_or_name is None
         path = default_embedder_path() if is_default else Path(path_or_name).expanduser()
@@ -92,11 +95,14 @@ class SentenceTransformerEmbedder:
             raise FileNotFoundError(f"{path} is not a sentence-transformers folder (no modules.json or config.json)")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if max_seq_length is not None and max_seq_length < 1:
+            raise ValueError(f"max_seq_length must be >= 1, got {max_seq_length}")
         self.path = path.resolve()
         self.prefix = default_prefix(str(path)) if prefix is None else prefix
         self.batch_size = batch_size
         self.device = device
-        self._base_id = embedder_id or (DEFAULT_EMBEDDER_ID if is_default else path.resolve().name)
+        base_id = embedder_id or (DEFAULT_EMBEDDER_ID if is_default else path.resolve().name)
+        self._base_id = base_id if max_seq_length is None else f"{base_id}|max_seq_length={max_seq_length}"
         self.embedder_id = embedder_id_for(self._base_id, self.prefix)
 
         from sentence_transformers import SentenceTransformer
@@ -104,6 +110,8 @@ class SentenceTransformerEmbedder:
         self._model = SentenceTransformer(
             str(self.path), device=device, trust_remote_code=trust_remote_code, local_files_only=True
         )
+        if max_seq_length is not None:
+            self._model.max_seq_length = max_seq_length
         self.dim = int(self._model.get_embedding_dimension())
 
     def config(self) -> dict[str, str]:

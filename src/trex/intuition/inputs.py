@@ -63,9 +63,31 @@ def sample_task_texts(
     labels: list[str] = []
     for task in tasks:
         instances = load_task(task, "train", data_root=data_root)
-        if cap is not None and cap < len(instances):
-            instances = random.Random(f"{seed}-{task}").sample(instances, cap)
         texts.extend(intuition_text(instance) for instance in instances)
         labels.extend([task] * len(instances))
         logger.info("%-14s %6d train instances", task, len(instances))
-    return texts, labels
+    return cap_per_label(texts, labels, cap, seed)
+
+
+def cap_per_label(
+    texts: Sequence[str], labels: Sequence[str], cap: int | None, seed: int = 0
+) -> tuple[list[str], list[str]]:
+    """At most ``cap`` texts per label, a seeded random sample (v1 clusters samples drawn from each task).
+
+    The seed is combined with the label, so adding a task changes no other task's sample; order within a label
+    follows the sample, labels keep their first-seen order.
+    """
+    if cap is None:
+        return list(texts), list(labels)
+    if cap < 1:
+        raise ValueError(f"the per-task cap must be >= 1, got {cap}")
+    by_label: dict[str, list[str]] = {}
+    for text, label in zip(texts, labels, strict=True):
+        by_label.setdefault(label, []).append(text)
+    kept_texts: list[str] = []
+    kept_labels: list[str] = []
+    for label, group in by_label.items():
+        chosen = random.Random(f"{seed}-{label}").sample(group, cap) if cap < len(group) else group
+        kept_texts += chosen
+        kept_labels += [label] * len(chosen)
+    return kept_texts, kept_labels

@@ -17,6 +17,7 @@ import yaml
 
 from trex.config import TRexConfig
 from trex.fields import check_value, checked_fields, suggest
+from trex.intuition.kmeans import DEFAULT_N_ITER
 from trex.methods import get_method
 from trex.methods.config import AdapterConfig
 
@@ -53,10 +54,28 @@ class DataSection:
 
 @dataclass
 class IntuitionSection:
+    """The intuition bank: every option of ``trex intuition fit`` has its key here."""
+
     embedder: str | None = field(
         default=None,
         metadata={"help": "A sentence-transformers folder; None: the packaged all-MiniLM-L6-v2."},
     )
+    prefix: str | None = field(
+        default=None,
+        metadata={"help": "Text prepended before embedding; None: 'clustering: ' for nomic-embed ('' = none)."},
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Run the embedder folder's own code (nomic-embed needs it); only yours."}
+    )
+    max_seq_length: int | None = field(
+        default=None, metadata={"help": "Truncate embedder inputs to this many tokens (None: the model's own)."}
+    )
+    batch_size: int = field(default=64, metadata={"help": "Texts per embedding batch."})
+    max_per_task: int | None = field(
+        default=None, metadata={"help": "Cluster a seeded sample of at most this many prompts per task (v1)."}
+    )
+    max_points: int | None = field(default=None, metadata={"help": "Fit k-means on a seeded subset of this size."})
+    n_iter: int = field(default=DEFAULT_N_ITER, metadata={"help": "Maximum k-means iterations."})
     bank: str | None = field(default=None, metadata={"help": "Use this fitted bank folder instead of fitting one."})
     seed: int = field(default=0, metadata={"help": "k-means seed."})
     backend: Literal["auto", "faiss", "torch", "sklearn"] = field(

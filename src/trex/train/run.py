@@ -9,6 +9,7 @@ safe optimizer state), and finally ``adapter/`` (with the intuition bank inside,
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -21,17 +22,20 @@ from transformers.integrations import TensorBoardCallback
 
 from trex.data import intuition_text, mixture_table, tokenize_instances
 from trex.intuition import CachedEmbedder, IntuitionBank, fit_intuition_bank
+from trex.intuition.inputs import cap_per_label
+from trex.io import write_text_atomic
 from trex.methods import build_adapter_model
 from trex.methods.base import AdapterModel, find_target_modules
 from trex.pretrained import cache_root, load_base_model
 from trex.train import checkpoint as ckpt
 from trex.train.dataset import IntuitionCollator, IntuitionExamples, build_training_mixture
 from trex.train.metrics import MetricsLogger
-from trex.train.recipe import Recipe
+from trex.train.recipe import IntuitionSection, Recipe
 from trex.train.trainer import AdapterTrainer
 
 logger = logging.getLogger(__name__)
 
+TRAINING_RECORD = "trex_training.json"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 BANK_DIR = "intuition_bank"
 
@@ -59,11 +63,14 @@ def gradient_accumulation(recipe: Recipe) -> int:
     return t.global_batch_size // per_step
 
 
-def build_embedder(spec: str | None):
-    """The embedder named by ``intuition.embedder``: None (packaged MiniLM) or a sentence-transformers folder."""
+def build_embedder(section: IntuitionSection):
+    """The embedder the recipe's intuition section names: the packaged MiniLM or a sentence-transformers folder."""
     from trex.intuition import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder(spec)
+    return SentenceTransformerEmbedder(
+        section.embedder, prefix=section.prefix, batch_size=section.batch_size,
+        trust_remote_code=section.trust_remote_code, max_seq_length=section.max_seq_length,
+    )  # fmt: skip
 
 
 def prepare_bank(recipe: Recipe, texts: list[str], labels: list[str], run_dir: Path) -> IntuitionBank:
@@ -71,22 +78,18 @@ def prepare_bank(recipe: Recipe, texts: list[str], labels: list[str], run_dir: P
     section = recipe.intuition
     width = recipe.adapter.prior_width
     cache_dir = Path(section.cache_dir) if section.cache_dir else cache_root() / "embeddings"
-    embedder = CachedEmbedder(build_embedder(section.embedder), cache_dir)
+    embedder = CachedEmbedder(build_embedder(section), cache_dir)
     bank_dir = run_dir / BANK_DIR
     if section.bank:
         bank = IntuitionBank.load(section.bank, embedder=embedder)
     elif bank_dir.is_dir():  # written atomically, so present means complete; a resumed run keeps its bank
         bank = IntuitionBank.load(bank_dir, embedder=embedder)
     else:
+        sample, sample_labels = cap_per_label(texts, labels, section.max_per_task, section.seed)
         bank = fit_intuition_bank(
-            texts,
-            width,
-            embedder=embedder,
-            seed=section.seed,
-            backend=section.backend,
-            labels=labels,
-            scoring=section.scoring,
-        )
+            sample, width, embedder=embedder, seed=section.seed, backend=section.backend, labels=sample_labels,
+            scoring=section.scoring, max_points=section.max_points, n_iter=section.n_iter,
+        )  # fmt: skip
         bank.save(bank_dir)
     if bank.n_clusters != width:
         raise ValueError(f"intuition bank has {bank.n_clusters} clusters but the adapter expects {width}")
@@ -107,6 +110,18 @@ def instance_priors(
     rows = model.instance_inputs(texts, tasks)
     row_of = {key: row for row, key in enumerate(keys)}
     return rows[[row_of[(e.task, e.uid)] for e in examples]]
+
+
+def write_training_record(adapter_dir: Path, recipe: Recipe) -> None:
+    """``trex_training.json``: the prompt settings the adapter learnt; ``trex eval`` uses them unless told so."""
+    record = {
+        "format": recipe.data.format,
+        "chat_template": recipe.data.chat_template,
+        "max_length": recipe.data.max_length,
+        "tasks": recipe.data.tasks,
+        "base_model": recipe.model.name_or_path,
+    }
+    write_text_atomic(adapter_dir / TRAINING_RECORD, json.dumps(record, indent=2) + "\n")
 
 
 def training_arguments(recipe: Recipe, run_dir: Path) -> TrainingArguments:
@@ -208,5 +223,6 @@ def run_training(recipe: Recipe, resume: bool = False, callbacks: list[TrainerCa
     if trainer.is_world_process_zero():
         adapter_model.save_pretrained(adapter_dir)
         tokenizer.save_pretrained(adapter_dir / "tokenizer")
+        write_training_record(adapter_dir, recipe)
     trainer.accelerator.wait_for_everyone()
     return TrainResult(run_dir, adapter_dir, trainer.state.global_step, output.training_loss)
