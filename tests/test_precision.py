@@ -1,4 +1,4 @@
-"""Adapter weights are fp32 masters on a bf16 base, train at the paper's learning rate, and leave the output dtype alone.
+"""Adapter weights are fp32 masters on a bf16 base, train at the paper's learning rate, keep the output dtype.
 
 In pure bf16 an update of 5e-5 on a weight of order 0.1 is below half a unit in the last place, so it rounds away;
 the test fails on code that creates adapter weights in the base's dtype (issue 10 measured 74% of A frozen).
