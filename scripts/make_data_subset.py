@@ -21,7 +21,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from trex.data.registry import INSTANCES_INDEX, REGISTRY, SHIPPED_DATA, load_task
+from trex.data.registry import INSTANCES_INDEX, OFFICIAL_EVAL_FILE, REGISTRY, SHIPPED_DATA, load_task
 
 logger = logging.getLogger("make_data_subset")
 
@@ -60,16 +60,22 @@ def make_subset(
     for name in tasks or REGISTRY:
         spec = REGISTRY[name]
         entry: dict = {}
-        for split, cap in (("train", n_train), ("eval", n_eval)):
-            if not spec.sources[split]:
+        official = spec.official_eval if all((source / s.path).is_file() for s in spec.official_eval or ()) else None
+        for split, cap in (("train", n_train), ("eval", n_eval), (OFFICIAL_EVAL_FILE, n_eval)):
+            sources = official if split == OFFICIAL_EVAL_FILE else spec.sources[split]
+            if not sources:
                 continue
-            chosen = _sample(load_task(name, split, source), cap, f"{seed}:{name}:{split}")
+            if split == OFFICIAL_EVAL_FILE:  # the authors' evaluation split, where it differs from eval
+                instances = load_task(name, "eval", source, eval_split="official")
+            else:
+                instances = load_task(name, split, source)
+            chosen = _sample(instances, cap, f"{seed}:{name}:{split}")
             path = out / name / f"{split}.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("".join(i.to_json() + "\n" for i in chosen), encoding="utf-8")
             entry[split] = len(chosen)
-            entry[f"{split}_sources"] = [s.path for s in spec.sources[split]]
-            for s in spec.sources[split]:
+            entry[f"{split}_sources"] = [s.path for s in sources]
+            for s in sources:
                 used_by.setdefault(s.path, []).append(name)
         index["tasks"][name] = entry
         logger.info("%-45s train %4s  eval %4s", name, entry.get("train", "-"), entry.get("eval", "-"))

@@ -47,21 +47,28 @@ def test_passage_comes_first_and_yes_no_become_letters() -> None:
     assert render(boolq, "cloze").target == " yes"
 
 
-def test_free_text_and_bbh_render_the_same_in_both_formats() -> None:
+def test_free_text_and_bbh_in_trex_form_render_the_same_in_every_format() -> None:
     alpaca = TaskInstance("alpaca", "a1", "Name a colour.", [], None, target_text="Blue.")
     bbh = TaskInstance(
         "bbh_x", "b1", "Pick one.\nOptions:\n(A) x\n(B) y", ["(A)", "(B)"], 1, target_text="(B)",
         meta={"answer_type": "multiple_choice", "options_in_question": True},
     )  # fmt: skip
-    for fmt in ("letters", "cloze"):
+    for fmt in ("letters", "cloze", "official"):
         assert render(alpaca, fmt).prompt == "Name a colour.\nAnswer:"
         assert (render(alpaca, fmt).target, render(alpaca, fmt).options, render(alpaca, fmt).gold) == (
             " Blue.",
             [],
             None,
         )
-        assert render(bbh, fmt).prompt == "Pick one.\nOptions:\n(A) x\n(B) y\nAnswer:"
-        assert render(bbh, fmt).options == [" (A)", " (B)"] and render(bbh, fmt).target == " (B)"
+        trex_form = render(bbh, fmt, bbh_form="trex")
+        assert trex_form.prompt == "Pick one.\nOptions:\n(A) x\n(B) y\nAnswer:"
+        assert trex_form.options == [" (A)", " (B)"] and trex_form.target == " (B)"
+    # the authors' form (the default of the letter formats) writes the options "A. x" and answers with the letter
+    for fmt in ("letters", "official"):
+        authors = render(bbh, fmt)
+        assert authors.prompt == "Pick one.\nOptions:\nA. x\nB. y\nAnswer:"
+        assert authors.options == [" A", " B"] and authors.target == " B"
+    assert render(bbh, "cloze").prompt == "Pick one.\nOptions:\n(A) x\n(B) y\nAnswer:"
 
 
 def test_intuition_text_is_the_letters_prompt_without_answer(copa: TaskInstance) -> None:

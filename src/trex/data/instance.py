@@ -54,6 +54,8 @@ class RenderedPrompt:
     `prompt` ends right before the answer; `target` is the gold continuation (what training learns);
     `options` are the continuations to score for log-likelihood (empty for free text); `gold` indexes
     `options`. `instance` and `fmt` are kept so the prompt can be re-rendered with a shorter passage.
+    `choices` are the option texts as the prompt shows them, one per continuation, in the same order (the
+    `official` format shows BoolQ's as ["False", "True"]); generate scoring maps a yes/no answer with them.
     """
 
     prompt: str
@@ -62,3 +64,4 @@ class RenderedPrompt:
     gold: int | None
     fmt: str
     instance: TaskInstance = field(repr=False)
+    choices: list[str] = field(default_factory=list)

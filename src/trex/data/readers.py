@@ -2,8 +2,12 @@
 
 One function per upstream schema. Each takes the file path, a `source` string (the path relative to the
 data root, used in uids and error messages) and the task name, and yields instances. The task-specific
-question wording lives here, next to the schema it reads; the prompt layout (letters / cloze) lives in
-`trex.data.templates`.
+question wording lives here, next to the schema it reads; the prompt layout (letters / cloze / official) lives
+in `trex.data.templates`.
+
+The upstream fields the authors' templates (`official` format) print and that the instance does not already
+hold verbatim are kept in `meta["official"]` (for example BoolQ's raw lower-case question, WiC's word and
+sentences), so that format can print them exactly as the authors' code does.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ TRUE_FALSE = ["true", "false"]
 ANLI_OPTIONS = ["true", "neither", "false"]  # entailment / neutral / contradiction, as lm-eval words them
 ANLI_LABELS = {"e": 0, "n": 1, "c": 2}
 RTE_LABELS = {"entailment": 0, "not_entailment": 1}
+OFFICIAL = "official"
+"""meta key of the upstream fields the `official` format prints (see `trex.data.templates`)."""
 
 
 def make_instance(
@@ -69,7 +75,7 @@ def superglue_boolq(path: Path, source: str, task: str) -> Iterator[TaskInstance
         question = r["question"].strip().rstrip("?") + "?"
         yield make_instance(
             where, task, f"{source}:{line}", question[0].upper() + question[1:], YES_NO,
-            _bool_label(r["label"], where), passage=r["passage"],
+            _bool_label(r["label"], where), passage=r["passage"], meta={OFFICIAL: {"question": r["question"]}},
         )  # fmt: skip
 
 
@@ -88,7 +94,7 @@ def llm_adapters_boolq(path: Path, source: str, task: str) -> Iterator[TaskInsta
         label = _mapped_label(r["answer"].strip().lower(), {"true": 0, "false": 1}, where)
         yield make_instance(
             where, task, f"{source}:{item}", question[0].upper() + question[1:], YES_NO, label,
-            meta={"passage_available": False},
+            meta={"passage_available": False, OFFICIAL: {"question": match["q"]}},
         )  # fmt: skip
 
 
@@ -109,7 +115,8 @@ def superglue_multirc(path: Path, source: str, task: str) -> Iterator[TaskInstan
                 yield make_instance(
                     where, task, f"{source}:{line}/{q['idx']}/{a['idx']}", question, TRUE_FALSE,
                     0 if a["label"] == 1 else 1, passage=r["passage"]["text"],
-                    meta={"paragraph": r.get("idx"), "question_idx": q["idx"]},
+                    meta={"paragraph": r.get("idx"), "question_idx": q["idx"],
+                          OFFICIAL: {"question": q["question"], "answer": a["text"]}},
                 )  # fmt: skip
 
 
@@ -122,7 +129,11 @@ def superglue_wic(path: Path, source: str, task: str) -> Iterator[TaskInstance]:
             f"Sentence 1: {r['sentence1']}\nSentence 2: {r['sentence2']}\n"
             f'Is the word "{r["word"]}" used with the same meaning in both sentences?'
         )
-        yield make_instance(where, task, f"{source}:{line}", question, YES_NO, _bool_label(r["label"], where))
+        fields = {k: r[k] for k in ("word", "sentence1", "sentence2")}
+        yield make_instance(
+            where, task, f"{source}:{line}", question, YES_NO, _bool_label(r["label"], where),
+            meta={OFFICIAL: fields},
+        )  # fmt: skip
 
 
 def superglue_wsc(path: Path, source: str, task: str) -> Iterator[TaskInstance]:
@@ -133,7 +144,11 @@ def superglue_wsc(path: Path, source: str, task: str) -> Iterator[TaskInstance]:
         require(r["target"], ("span1_text", "span2_text"), f"{where}: target")
         span1, span2 = r["target"]["span1_text"], r["target"]["span2_text"]
         question = f'{r["text"]}\nIn the passage above, does the pronoun "{span2}" refer to "{span1}"?'
-        yield make_instance(where, task, f"{source}:{line}", question, YES_NO, _bool_label(r["label"], where))
+        fields = {"text": r["text"], "span1_text": span1, "span2_text": span2}
+        yield make_instance(
+            where, task, f"{source}:{line}", question, YES_NO, _bool_label(r["label"], where),
+            meta={OFFICIAL: fields},
+        )  # fmt: skip
 
 
 def superglue_rte(path: Path, source: str, task: str) -> Iterator[TaskInstance]:
@@ -143,7 +158,10 @@ def superglue_rte(path: Path, source: str, task: str) -> Iterator[TaskInstance]:
         require(r, ("premise", "hypothesis", "label"), where)
         question = f"Hypothesis: {r['hypothesis']}\nDoes the passage entail the hypothesis?"
         label = _mapped_label(r["label"], RTE_LABELS, where)
-        yield make_instance(where, task, f"{source}:{line}", question, YES_NO, label, passage=r["premise"])
+        yield make_instance(
+            where, task, f"{source}:{line}", question, YES_NO, label, passage=r["premise"],
+            meta={OFFICIAL: {"hypothesis": r["hypothesis"]}},
+        )  # fmt: skip
 
 
 def superglue_copa(path: Path, source: str, task: str) -> Iterator[TaskInstance]:
@@ -153,7 +171,10 @@ def superglue_copa(path: Path, source: str, task: str) -> Iterator[TaskInstance]
         require(r, ("premise", "choice1", "choice2", "question", "label"), where)
         relation = _mapped_label(r["question"], {"cause": 0, "effect": 1}, where)
         question = f"{r['premise']}\nWhat was the {('cause', 'effect')[relation]} of this?"
-        yield make_instance(where, task, f"{source}:{line}", question, [r["choice1"], r["choice2"]], r["label"])
+        yield make_instance(
+            where, task, f"{source}:{line}", question, [r["choice1"], r["choice2"]], r["label"],
+            meta={OFFICIAL: {"premise": r["premise"], "question": r["question"]}},
+        )  # fmt: skip
 
 
 def superglue_record(path: Path, source: str, task: str) -> Iterator[TaskInstance]:
@@ -176,7 +197,7 @@ def superglue_record(path: Path, source: str, task: str) -> Iterator[TaskInstanc
             question = f"{qa['query']}\nWhich entity should replace @placeholder?"
             yield make_instance(
                 where, task, f"{source}:{line}/{qa['idx']}", question, entities, gold, passage=passage,
-                target_text=entities[gold],
+                target_text=entities[gold], meta={OFFICIAL: {"query": qa["query"]}},
             )  # fmt: skip
 
 
@@ -189,7 +210,7 @@ def anli(path: Path, source: str, task: str) -> Iterator[TaskInstance]:
         label = _mapped_label(r["label"], ANLI_LABELS, where)
         yield make_instance(
             where, task, f"{source}:{r['uid']}", question, ANLI_OPTIONS, label, passage=r["context"],
-            meta={"genre": r.get("genre")},
+            meta={"genre": r.get("genre"), OFFICIAL: {"hypothesis": r["hypothesis"]}},
         )  # fmt: skip
 
 
@@ -234,15 +255,25 @@ def csqa(path: Path, source: str, task: str) -> Iterator[TaskInstance]:
         letters = [c["label"] for c in r["question"]["choices"]]
         label = _mapped_label(r["answerKey"], {k: i for i, k in enumerate(letters)}, where)
         options = [c["text"] for c in r["question"]["choices"]]
-        yield make_instance(where, task, f"{source}:{r['id']}", r["question"]["stem"], options, label)
+        concept = {"question_concept": r["question"].get("question_concept", "")}
+        yield make_instance(
+            where, task, f"{source}:{r['id']}", r["question"]["stem"], options, label, meta={OFFICIAL: concept}
+        )
 
 
 def hellaswag(path: Path, source: str, task: str) -> Iterator[TaskInstance]:
-    """HellaSwag validation as converted from the klosax dump: context and four endings."""
+    """HellaSwag validation as converted from the klosax dump: context and four endings.
+
+    The dump's `ctx` is "<activity_label>: <ctx>"; the two are split at the first ": " for the `official` format.
+    """
     for line, r in read_jsonl(path):
         where = f"{path}:{line}"
         require(r, ("ctx", "endings", "label"), where)
-        yield make_instance(where, task, f"{source}:{line}", r["ctx"].strip(), r["endings"], r["label"])
+        activity, _, ctx = r["ctx"].strip().partition(": ")
+        fields = {"activity_label": activity, "ctx": ctx} if ctx else {"activity_label": "", "ctx": activity}
+        yield make_instance(
+            where, task, f"{source}:{line}", r["ctx"].strip(), r["endings"], r["label"], meta={OFFICIAL: fields}
+        )
 
 
 _LLM_ADAPTERS_CHOICE = re.compile(r"Answer(\d+):\s*")

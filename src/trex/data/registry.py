@@ -12,6 +12,12 @@ Splits the paper does not evaluate are carved into training data where the stage
 ANLI trains on R2+R3 dev and test and evaluates on R1 dev; SIQA trains on the labelled v1.4 test set and
 evaluates on dev; MMLU trains on its 285 dev exemplars. PIQA, WinoGrande and HellaSwag keep their 100 staged
 train examples.
+
+Evaluation splits come in two choices (`eval_split` of `load_task`): ``full`` (the `eval` sources above, trex's
+default) and ``official`` (the split the T-REX authors' code evaluates, RoyZry98/T-REX-Pytorch chat.py:279-327).
+They differ for two tasks: OpenBookQA (authors: validation, staged as openbookqa/dev.tsv) and MMLU (authors:
+cais/mmlu validation, 1,531 instances, which is not staged, so `official` fails for MMLU). Every other task is
+evaluated on the same split either way.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from trex.data.user import load_jsonl_instances
 logger = logging.getLogger(__name__)
 
 Split = Literal["train", "eval"]
+EvalSplit = Literal["full", "official"]
+EVAL_SPLITS: tuple[EvalSplit, ...] = ("full", "official")
 Kind = Literal["all", "eval", "train", "bbh"]
 
 SHIPPED_DATA = Path(__file__).resolve().parents[1] / "assets" / "data"
@@ -39,6 +47,8 @@ SHIPPED_DATA = Path(__file__).resolve().parents[1] / "assets" / "data"
 DATA_ENV_VAR = "TREX_DATA"
 INSTANCES_INDEX = "index.json"
 """A data root holding this file is in the common instance format: `<root>/<task>/<split>.jsonl`."""
+OFFICIAL_EVAL_FILE = "eval_official"
+"""File stem of a task's `official` evaluation split in the common instance format, where it differs from `eval`."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,10 @@ class TaskSpec:
     note: str = ""
     exclude_train: frozenset[str] = frozenset()
     """uids of staged train records whose text is also an evaluation instance (upstream duplicates); dropped."""
+    official_eval: tuple[Source, ...] | None = None
+    """The authors' evaluation split where it is not `eval` (None: they evaluate on `eval` too)."""
+    official_missing: str = ""
+    """What to say when the authors' evaluation split is not in the data root (it is not staged everywhere)."""
     sources: dict[str, tuple[Source, ...]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -87,6 +101,10 @@ _EVALUATED = (
     _task(
         "mmlu", _R.nutcracker, ("mmlu/dev.jsonl",), ("mmlu/test.jsonl",), evaluated=True,
         note="train = the 285 five-shot dev exemplars",
+        official_eval=(Source("mmlu/validation.jsonl", _R.nutcracker),),
+        official_missing="the authors evaluate MMLU on cais/mmlu 'validation' (1,531 instances), which is not "
+        "staged in ../shared/data (only dev and test are) nor shipped; stage it as mmlu/validation.jsonl "
+        "(nutcracker schema) or use --split full (test, 14,042)",
         exclude_train=frozenset(f"mmlu/dev.jsonl:{n}" for n in (21, 25, 46, 47, 50)),
     ),
     _task(
@@ -117,7 +135,10 @@ _EVALUATED = (
     ),
     _task("rte", _R.superglue_rte, ("superglue/rte/train.jsonl",), ("superglue/rte/val.jsonl",), evaluated=True),
     _task("copa", _R.superglue_copa, ("superglue/copa/train.jsonl",), ("superglue/copa/val.jsonl",), evaluated=True),
-    _task("openbookqa", _R.obqa_tsv, ("openbookqa/train.tsv",), ("openbookqa/test.tsv",), evaluated=True),
+    _task(
+        "openbookqa", _R.obqa_tsv, ("openbookqa/train.tsv",), ("openbookqa/test.tsv",), evaluated=True,
+        official_eval=(Source("openbookqa/dev.tsv", _R.obqa_tsv),), note="official eval = validation (dev.tsv)",
+    ),
     _task(
         "commonsenseqa", _R.csqa, ("commonsenseqa/train_rand_split.jsonl",), ("commonsenseqa/dev_rand_split.jsonl",),
         evaluated=True, note="eval = dev (test labels are hidden)",
@@ -208,18 +229,42 @@ def is_instance_root(root: Path) -> bool:
     return (root / INSTANCES_INDEX).is_file()
 
 
-def _iter_raw(spec: TaskSpec, split: Split, root: Path) -> Iterator[TaskInstance]:
+def official_eval_differs(name: str) -> bool:
+    """True when the authors evaluate `name` on another split than trex's `full` one."""
+    return get_task(name).official_eval is not None
+
+
+def _eval_sources(spec: TaskSpec, split: Split, eval_split: EvalSplit) -> tuple[Source, ...]:
+    if split == "eval" and eval_split == "official" and spec.official_eval is not None:
+        return spec.official_eval
+    return spec.sources[split]
+
+
+def _missing_official(spec: TaskSpec, where: Path) -> DataError:
+    reason = spec.official_missing or "it is not in this data root"
+    return DataError(f"task {spec.name!r} has no official evaluation split under {where}: {reason}")
+
+
+def _iter_raw(spec: TaskSpec, split: Split, root: Path, eval_split: EvalSplit = "full") -> Iterator[TaskInstance]:
     excluded = spec.exclude_train if split == "train" else frozenset()
-    for source in spec.sources[split]:
+    for source in _eval_sources(spec, split, eval_split):
         for instance in source.reader(root / source.path, source.path, spec.name):
             if instance.uid not in excluded:
                 yield instance
 
 
 def load_task(
-    name: str, split: Split, data_root: Path | str | None = None, limit: int | None = None
+    name: str,
+    split: Split,
+    data_root: Path | str | None = None,
+    limit: int | None = None,
+    eval_split: EvalSplit = "full",
 ) -> list[TaskInstance]:
     """Load one split of one task as TaskInstances, in file order (the first `limit` when given).
+
+    `eval_split` chooses the evaluation split: "full" (trex's, the larger test split where there is one) or
+    "official" (the one the T-REX authors' code evaluates); it does not change "train". A task whose official
+    split is not available offline (MMLU) raises DataError rather than falling back to another split.
 
     Raises DataError for an unknown task or split, a task without that split, missing or malformed files,
     and an empty result, so a run stops here rather than part-way through training.
@@ -227,16 +272,24 @@ def load_task(
     spec = get_task(name)
     if split not in ("train", "eval"):
         raise DataError(f"unknown split {split!r}; expected 'train' or 'eval'")
+    if eval_split not in EVAL_SPLITS:
+        raise DataError(f"unknown evaluation split {eval_split!r}; expected one of {', '.join(EVAL_SPLITS)}")
     if not spec.sources[split]:
         raise DataError(f"task {name!r} has no {split} split (available: {[k for k, v in spec.sources.items() if v]})")
     if limit is not None and limit < 1:
         raise DataError(f"limit must be a positive number of instances, got {limit}")
     root = resolve_data_root(data_root)
+    official = split == "eval" and eval_split == "official" and spec.official_eval is not None
     if is_instance_root(root):
-        instances = load_jsonl_instances(root / name / f"{split}.jsonl", name)
+        path = root / name / f"{OFFICIAL_EVAL_FILE if official else split}.jsonl"
+        if official and not path.is_file():
+            raise _missing_official(spec, root)
+        instances = load_jsonl_instances(path, name)
     else:
+        if official and not all((root / s.path).is_file() for s in spec.official_eval or ()):
+            raise _missing_official(spec, root)
         instances = []
-        for instance in _iter_raw(spec, split, root):
+        for instance in _iter_raw(spec, split, root, eval_split):
             instances.append(instance)
             if limit is not None and len(instances) >= limit:
                 break
