@@ -43,7 +43,7 @@ class DataSection:
     data_root: str | None = field(
         default=None, metadata={"help": "The shared suite folder; None: $TREX_DATA, else the shipped subset."}
     )
-    format: Literal["letters", "cloze"] = field(default="letters", metadata={"help": "Prompt format."})
+    format: Literal["letters", "cloze", "official"] = field(default="letters", metadata={"help": "Prompt format."})
     max_per_task: int | None = field(default=None, metadata={"help": "Cap on instances per task in the mixture."})
     sampling: Literal["proportional", "temperature"] = field(default="proportional", metadata={"help": "Mixing."})
     temperature: float = field(default=1.0, metadata={"help": "Temperature for temperature sampling."})
