@@ -96,6 +96,13 @@ def compare(
         bool, typer.Option("--status", help="Show what is done, running and left; run nothing.")
     ] = False,
     only: Annotated[list[str] | None, typer.Option(help="Run only these methods (repeatable; 'base' too).")] = None,
+    report: Annotated[
+        bool, typer.Option("--report", help="Write the Markdown report from the run's files; run nothing.")
+    ] = False,
+    output: Annotated[Path, typer.Option(help="Where --report writes.")] = Path("docs/results.md"),
+    figures: Annotated[
+        bool, typer.Option("--figures", help="With --report: draw each method's seed figures (trex analyze) first.")
+    ] = False,
 ) -> None:
     """Train and evaluate every method and seed of a comparison; re-run to continue where the last sitting stopped."""
     from trex.compare import load_compare_config, run_comparison, status_rows
@@ -103,6 +110,16 @@ def compare(
 
     try:
         parsed = load_compare_config(config, overrides)
+        if report:
+            from trex.compare.report import default_figures_dir, write_report
+
+            if figures:
+                from trex.compare.analyze import analyze_comparison
+
+                for folder in analyze_comparison(parsed, default_figures_dir(output)):
+                    console.print(f"figures: {folder}")
+            console.print(f"report: {write_report(parsed, config, output)}")
+            return
         if status:
             rows, projected = status_rows(parsed)
             table = Table(title=f"{config} -> {parsed.output_dir}")
@@ -122,6 +139,27 @@ def compare(
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
     console.print(f"{len(done)} steps done in this sitting; `trex compare {config} --status` shows the rest")
+
+
+@app.command()
+def analyze(
+    run_dir: Annotated[Path, typer.Argument(help="A trained run folder (recipe.yaml, metrics.jsonl, adapter/).")],
+    output: Annotated[Path | None, typer.Option(help="Figure folder (default: RUN_DIR/figures).")] = None,
+    per_task: Annotated[int, typer.Option(help="Evaluation instances per task for the routing probe.")] = 4,
+) -> None:
+    """PNG figures of a run: loss, gates per layer, mean routing matrix per task, router convergence (CPU)."""
+    from trex.compare.analyze import analyze as run_analysis
+    from trex.data import DataError
+
+    try:
+        folder = run_analysis(run_dir, output, per_task)
+    except (FileNotFoundError, ValueError, DataError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    console.print(f"figures in {folder}: {', '.join(sorted(p.name for p in folder.glob('*.png')))}")
+    notes = (folder / "NOTES.md").read_text(encoding="utf-8").strip()
+    if notes:
+        console.print(notes)
 
 
 @app.command()
