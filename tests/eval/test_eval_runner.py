@@ -149,7 +149,8 @@ def test_bad_options(lm, kwargs, message) -> None:
 
 
 def test_bbh_free_text_is_skipped_under_loglik(lm) -> None:
-    result = evaluate(lm, ["bbh_object_counting"], scoring="loglik", limit=3).results["bbh_object_counting"]
+    run = evaluate(lm, ["bbh_object_counting"], scoring="loglik", limit=3, bbh_form="trex")  # 3-shot form: too long
+    result = run.results["bbh_object_counting"]
     assert result.n == 0 and result.skipped == 3 and result.accuracy is None
 
 

@@ -35,8 +35,35 @@ def eval_command(
         str, typer.Option(help="'generate' (greedy answer letter, the paper's) or 'loglik' (option log-likelihood).")
     ] = "generate",
     fmt: Annotated[
-        str, typer.Option("--format", help="Prompt format: 'letters' or 'cloze' (loglik only).")
-    ] = "letters",
+        str | None,
+        typer.Option(
+            "--format",
+            help="Prompt format: 'letters', 'official' (the T-REX authors' templates) or 'cloze' (loglik only). "
+            "Default: the adapter's training format, else 'letters'.",
+        ),
+    ] = None,
+    split: Annotated[
+        str,
+        typer.Option(
+            help="Evaluation splits: 'full' (trex's, test where there is one) or 'official' (the authors': MMLU and "
+            "OpenBookQA on validation; fails for a task whose split is not staged)."
+        ),
+    ] = "full",
+    bbh_form: Annotated[
+        str | None,
+        typer.Option(
+            help="BBH prompts: 'authors' (A/B letters for binary tasks, their 3-shot examples) or 'trex' (inputs "
+            "verbatim, binary tasks answered with the word). Default: 'authors' for letters/official, else 'trex'."
+        ),
+    ] = None,
+    map_yes_no: Annotated[
+        bool,
+        typer.Option(
+            "--map-yes-no/--no-map-yes-no",
+            help="Generate scoring: read a generated yes/no/true/false as the letter of the option saying it "
+            "(the authors' reading); the count is reported per task as 'mapped'.",
+        ),
+    ] = False,
     limit: Annotated[int | None, typer.Option(help="Score the first N instances of each task.")] = None,
     batch_size: Annotated[int, typer.Option(help="Instances per forward (all options of an instance together).")] = 8,
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for results.json, predictions, table.md.")] = (
@@ -73,6 +100,7 @@ def eval_command(
         run = evaluate(
             lm, tasks, scoring=scoring, fmt=fmt, limit=limit, batch_size=batch_size, data_root=data_root,
             output_dir=output, dump_requests=dump_requests, metric=metric, resume=resume, overwrite=overwrite,
+            split=split, bbh_form=bbh_form, map_yes_no=map_yes_no,
         )  # fmt: skip
     except (EvalError, DataError) as err:
         raise typer.BadParameter(str(err)) from err

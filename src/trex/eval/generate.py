@@ -10,7 +10,15 @@ Generation budgets (new tokens) per answer type, and how the answer is read from
   of the generation, stripped of punctuation, compared with the answer words case-insensitively.
 - BBH ``free_text`` (dyck_languages, multistep_arithmetic_two, object_counting, word_sorting): the task's longest
   target plus 2 tokens; the first line of the generation with whitespace collapsed must equal the target; when
-  the target is a number, the first number in the generation is compared instead.
+  the target is a number, the first number in the generation is compared instead. Characters in the request's
+  `ignore_chars` are removed from the generation first (the authors' form of word_sorting drops "," and ".").
+
+With ``map_yes_no`` (the T-REX authors' reading, chat.py:409-419), a letter answer that is not a letter but
+the word yes/no/true/false is mapped to the letter of the option showing that word, or else its synonym (yes =
+true, no = false): under the `official` prompts "yes" and "true" mean B ("B. Yes", "B. True") and "no" and "false"
+mean A, exactly the authors' mapping on BoolQ, MultiRC, WiC and WSC. Unlike their fixed yes->B table it never
+maps to an option that does not say yes/no/true/false (their table also maps RTE's "yes" to "B. not
+entailment" and BBH's "yes" to "B. No"). Mapped answers are counted (`mapped` in results.json).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ EXTRA_TOKENS = 2
 _LETTER = re.compile(r"^\s*[\(\[]?\s*([A-Za-z])(?![A-Za-z])")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _WORD = re.compile(r"[\w'-]+")
+YES_NO_SYNONYMS = {"yes": "true", "true": "yes", "no": "false", "false": "no"}
 
 
 def generation_budget(requests: Sequence[EvalRequest], tokenizer) -> int:
@@ -61,12 +70,41 @@ def _normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-def predict(request: EvalRequest, generated: str) -> tuple[int | None, bool]:
-    """(predicted option index or None, correct) for a generation, following the rules in the module docstring."""
+def yes_no_index(request: EvalRequest, generated: str) -> int | None:
+    """The option a generated yes/no/true/false names (the option showing that word, else its synonym); None
+    when the generation is not one of those words or no option shows it."""
+    words = _WORD.findall(generated)
+    word = words[0].lower() if words else ""
+    if word not in YES_NO_SYNONYMS:
+        return None
+    shown = [_normalise(c).lower() for c in request.choices]
+    for candidate in (word, YES_NO_SYNONYMS[word]):
+        if candidate in shown:
+            return shown.index(candidate)
+    return None
+
+
+def predict_detail(request: EvalRequest, generated: str, map_yes_no: bool = False) -> tuple[int | None, bool, bool]:
+    """(predicted option index or None, correct, mapped): `predict`, and whether the yes/no mapping gave it."""
     if request.answer_type in ("letter", "multiple_choice"):
         letter = read_letter(generated)
         index = request.letters.index(letter) if letter in request.letters else None
-        return index, index is not None and index == request.gold
+        mapped = False
+        if index is None and map_yes_no:
+            index = yes_no_index(request, generated)
+            mapped = index is not None
+        return index, index is not None and index == request.gold, mapped
+    index, correct = _predict_other(request, generated)
+    return index, correct, False
+
+
+def predict(request: EvalRequest, generated: str, map_yes_no: bool = False) -> tuple[int | None, bool]:
+    """(predicted option index or None, correct) for a generation, following the rules in the module docstring."""
+    index, correct, _ = predict_detail(request, generated, map_yes_no)
+    return index, correct
+
+
+def _predict_other(request: EvalRequest, generated: str) -> tuple[int | None, bool]:
     if request.answer_type == "binary":
         words = _WORD.findall(generated)
         answers = [_normalise(o).lower() for o in request.options]
@@ -74,6 +112,8 @@ def predict(request: EvalRequest, generated: str) -> tuple[int | None, bool]:
         index = answers.index(first) if first in answers else None
         return index, index is not None and index == request.gold
     target = _normalise(request.target)
+    if request.ignore_chars:
+        generated = generated.translate(str.maketrans("", "", request.ignore_chars))
     if _NUMBER.fullmatch(target):
         number = _NUMBER.search(generated)
         return None, number is not None and float(number.group()) == float(target)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from trex.data import TaskInstance, intuition_text, model_strings, render
-from trex.data.templates import LETTERS, Format
+from trex.data.templates import LETTER_FORMATS, LETTERS, BbhForm, Format, bbh_name, default_bbh_form
 from trex.data.tokenize import uses_chat_template
 
 AnswerType = Literal["letter", "multiple_choice", "binary", "free_text", "option"]
@@ -33,7 +33,9 @@ class EvalRequest:
 
     `options` are continuations of `prompt` (with a leading space unless the chat template is on); `gold`
     indexes them (None for free text, whose answer is `target`). `letters` are the answer letters of a
-    multiple-choice request in generate scoring (empty when the answer is not a letter).
+    multiple-choice request in generate scoring (empty when the answer is not a letter). `choices` are the option
+    texts the prompt shows, one per option (the yes/no mapping of generate scoring reads them). `ignore_chars`
+    are removed from a free-text generation before it is compared (the authors' word_sorting reading).
     """
 
     task: str
@@ -47,6 +49,8 @@ class EvalRequest:
     intuition_text: str
     letters: list[str] = field(default_factory=list)
     truncated: bool = False
+    choices: list[str] = field(default_factory=list)
+    ignore_chars: str = ""
 
     def to_json(self) -> str:
         """One line of `--dump-requests`: everything another harness needs to score the same request."""
@@ -66,25 +70,42 @@ class RequestSet:
         return sum(r.truncated for r in self.requests)
 
 
-def answer_type(instance: TaskInstance, fmt: Format) -> AnswerType:
-    """BBH instances keep their own answer type; the other tasks answer with a letter or an option's text."""
+AUTHORS_IGNORED = {"word_sorting": ",."}
+"""Characters the authors' evaluation removes from a generated BBH answer (chat.py:402-404)."""
+
+
+def answer_type(instance: TaskInstance, fmt: Format, bbh_form: BbhForm | None = None) -> AnswerType:
+    """BBH instances keep their own answer type (a binary one becomes a letter in the authors' form); the other
+    tasks answer with a letter (letter formats) or an option's text (cloze)."""
     if "answer_type" in instance.meta:
-        return instance.meta["answer_type"]
-    return "letter" if fmt == "letters" else "option"
+        kind = instance.meta["answer_type"]
+        form = default_bbh_form(fmt) if bbh_form is None else bbh_form
+        return "letter" if kind == "binary" and form == "authors" else kind
+    return "letter" if fmt in LETTER_FORMATS else "option"
+
+
+def _ignored(instance: TaskInstance, fmt: Format, bbh_form: BbhForm | None) -> str:
+    form = default_bbh_form(fmt) if bbh_form is None else bbh_form
+    if "answer_type" not in instance.meta or form != "authors":
+        return ""
+    return AUTHORS_IGNORED.get(bbh_name(instance.task), "")
 
 
 def _token_count(tokenizer: Any, text: str, special: bool) -> int:
     return len(tokenizer(text, add_special_tokens=special)["input_ids"])
 
 
-def _make(instance: TaskInstance, index: int, fmt: Format, tokenizer: Any, chat: bool, truncated: bool) -> EvalRequest:
-    rendered = render(instance, fmt)
+def _make(
+    instance: TaskInstance, index: int, fmt: Format, tokenizer: Any, chat: bool, truncated: bool,
+    bbh_form: BbhForm | None = None,
+) -> EvalRequest:  # fmt: skip
+    rendered = render(instance, fmt, bbh_form)
     prompt, target, options = model_strings(rendered, tokenizer, chat)
-    kind = answer_type(instance, fmt)
+    kind = answer_type(instance, fmt, bbh_form)
     letters = list(LETTERS[: len(options)]) if kind in ("letter", "multiple_choice") else []
     return EvalRequest(
         instance.task, instance.uid, index, prompt, options, rendered.gold, target, kind, intuition_text(instance),
-        letters, truncated,
+        letters, truncated, list(rendered.choices), _ignored(instance, fmt, bbh_form),
     )  # fmt: skip
 
 
@@ -103,14 +124,15 @@ def build_request(
     chat_template: bool,
     max_length: int,
     answer_tokens: int = 0,
+    bbh_form: BbhForm | None = None,
 ) -> EvalRequest | None:
     """The request for one instance, its passage shortened (from the end) until it fits; None if it cannot fit.
 
     `answer_tokens` is the generation budget in generate scoring (0 in loglik scoring, where the longest option
-    is the room needed).
+    is the room needed). `bbh_form` chooses the form of BBH instances (default: by format, see templates).
     """
     chat = uses_chat_template(tokenizer, chat_template)
-    request = _make(instance, index, fmt, tokenizer, chat, truncated=False)
+    request = _make(instance, index, fmt, tokenizer, chat, truncated=False, bbh_form=bbh_form)
     excess = _length(request, tokenizer, chat, answer_tokens) - max_length
     if excess <= 0:
         return request
@@ -120,7 +142,7 @@ def build_request(
     keep = len(passage_ids) - excess
     while keep > 0:
         shorter = dataclasses.replace(instance, passage=tokenizer.decode(passage_ids[:keep]).strip() or None)
-        request = _make(shorter, index, fmt, tokenizer, chat, truncated=True)
+        request = _make(shorter, index, fmt, tokenizer, chat, truncated=True, bbh_form=bbh_form)
         # intuition stays that of the full instance: the bank embeds untruncated text in training too
         request = dataclasses.replace(request, intuition_text=intuition_text(instance))
         excess = _length(request, tokenizer, chat, answer_tokens) - max_length
@@ -138,11 +160,12 @@ def build_requests(
     chat_template: bool,
     max_length: int,
     answer_tokens: int = 0,
+    bbh_form: BbhForm | None = None,
 ) -> RequestSet:
     """Requests for every instance of one task, in file order; over-long instances are truncated or dropped."""
     requests, dropped = [], []
     for index, instance in enumerate(instances):
-        request = build_request(instance, index, fmt, tokenizer, chat_template, max_length, answer_tokens)
+        request = build_request(instance, index, fmt, tokenizer, chat_template, max_length, answer_tokens, bbh_form)
         if request is None:
             dropped.append(instance.uid)
         else:

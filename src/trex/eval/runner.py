@@ -22,7 +22,8 @@ from typing import Any
 from tqdm import tqdm
 
 from trex.data import DataError, get_task, list_tasks, load_task
-from trex.data.templates import FORMATS, Format
+from trex.data.registry import EVAL_SPLITS, EvalSplit
+from trex.data.templates import BBH_FORMS, FORMATS, LETTER_FORMATS, BbhForm, Format, default_bbh_form
 from trex.eval.environment import environment
 from trex.eval.errors import EvalError
 from trex.eval.generate import CHOICE_TOKENS
@@ -102,6 +103,8 @@ def _write(run: EvalRun, output_dir: Path, metric: str) -> None:
 
 RESUME_IGNORED = ("batch_size", "table_metric")
 """Settings that may change between an interrupted run and its resumption: they do not change the scores."""
+SETTINGS_BEFORE = {"split": "full", "bbh_form": "trex", "map_yes_no": False}
+"""What runs written before these settings existed did (a run may resume one of them)."""
 
 
 def _resume(output_dir: Path, settings: dict[str, Any], names: Sequence[str]) -> tuple[dict[str, TaskResult], float]:
@@ -120,7 +123,11 @@ def _resume(output_dir: Path, settings: dict[str, Any], names: Sequence[str]) ->
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise EvalError(f"{results_file}: cannot resume from it ({type(err).__name__}: {err}); "
                         "use another --output or delete the folder") from None  # fmt: skip
-    differing = [k for k, v in settings.items() if k not in RESUME_IGNORED and earlier.get(k) != v]
+    has_bbh = any(get_task(t).bbh for t in names)
+    differing = [
+        k for k, v in settings.items()
+        if k not in RESUME_IGNORED and earlier.get(k, SETTINGS_BEFORE.get(k)) != v and (k != "bbh_form" or has_bbh)
+    ]  # fmt: skip
     if differing:
         detail = ", ".join(f"{k}: {earlier.get(k)!r} there, {settings[k]!r} now" for k in differing)
         raise EvalError(f"{results_file} was written with other settings ({detail}); "
@@ -179,13 +186,35 @@ def _append_rows(path: Path, rows: Sequence[dict]) -> None:
         os.fsync(handle.fileno())
 
 
-def _check_options(scoring: str, fmt: str, tasks: Sequence[str], batch_size: int, limit: int | None) -> None:
+def resolve_format(lm: EvalModel, fmt: Format | None) -> Format:
+    """The prompt format of an evaluation: `fmt` when given, else the one the adapter was trained with.
+
+    The single place that decides it (None = not chosen by the caller). For now an unchosen format is
+    `letters`; the adapter's recorded training format is read here once adapters record it.
+    """
+    if fmt is not None:
+        return fmt
+    return "letters"
+
+
+def _check_options(
+    scoring: str, fmt: str, tasks: Sequence[str], batch_size: int, limit: int | None, split: str = "full",
+    bbh_form: str | None = None, map_yes_no: bool = False,
+) -> None:  # fmt: skip
     if scoring not in SCORINGS:
         raise EvalError(f"unknown scoring {scoring!r}; expected one of {', '.join(SCORINGS)}")
     if fmt not in FORMATS:
         raise EvalError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    if scoring == "generate" and fmt == "cloze" and any(not get_task(t).bbh for t in tasks):
-        raise EvalError("generate scoring reads an answer letter, which needs --format letters (cloze has none)")
+    if split not in EVAL_SPLITS:
+        raise EvalError(f"unknown split {split!r}; expected one of {', '.join(EVAL_SPLITS)}")
+    if bbh_form is not None and bbh_form not in BBH_FORMS:
+        raise EvalError(f"unknown BBH form {bbh_form!r}; expected one of {', '.join(BBH_FORMS)}")
+    if map_yes_no and scoring != "generate":
+        raise EvalError("--map-yes-no reads generated answers; it needs --scoring generate")
+    if scoring == "generate" and fmt not in LETTER_FORMATS and any(not get_task(t).bbh for t in tasks):
+        raise EvalError(
+            "generate scoring reads an answer letter, which needs --format letters or official (cloze has none)"
+        )
     if batch_size < 1:
         raise EvalError(f"batch size must be at least 1, got {batch_size}")
     if limit is not None and limit < 1:
@@ -196,7 +225,7 @@ def evaluate(
     lm: EvalModel,
     tasks: Sequence[str],
     scoring: Scoring = "generate",
-    fmt: Format = "letters",
+    fmt: Format | None = None,
     limit: int | None = None,
     batch_size: int = 8,
     data_root: Path | str | None = None,
@@ -205,6 +234,9 @@ def evaluate(
     metric: str = "acc",
     resume: bool = False,
     overwrite: bool = False,
+    split: EvalSplit = "full",
+    bbh_form: BbhForm | None = None,
+    map_yes_no: bool = False,
 ) -> EvalRun:
     """Evaluate `lm` on `tasks` (names, `suite`, `bbh`) and return the run; files go to `output_dir` if given.
 
@@ -214,13 +246,22 @@ def evaluate(
     earlier run with the same settings finished in `output_dir` and scores only the rest. `overwrite` replaces
     an earlier evaluation's files in `output_dir` (and an existing `dump_requests` file), which is refused
     otherwise.
+
+    `fmt` None means the format the adapter was trained with, else `letters` (`resolve_format`). `split` is
+    "full" (trex's evaluation splits) or "official" (the T-REX authors'; a task whose split is not available
+    offline fails with a DataError recorded in `failed`). `bbh_form` is "authors" or "trex" (default: the
+    authors' form for the letter formats, trex's for cloze). `map_yes_no` reads a generated yes/no/true/false as
+    the letter of the option that says it (the authors' reading), counted per task as `mapped`.
     """
     names = resolve_tasks(tasks)
-    _check_options(scoring, fmt, names, batch_size, limit)
+    fmt = resolve_format(lm, fmt)
+    _check_options(scoring, fmt, names, batch_size, limit, split, bbh_form, map_yes_no)
+    form = default_bbh_form(fmt) if bbh_form is None else bbh_form
     settings = {
         "model": lm.name, "adapter": lm.adapter, "scoring": scoring, "format": fmt, "limit": limit,
         "batch_size": batch_size, "chat_template": lm.chat_template, "max_length": lm.context_length,
-        "data_root": None if data_root is None else str(data_root), "table_metric": metric,
+        "data_root": None if data_root is None else str(data_root), "table_metric": metric, "split": split,
+        "bbh_form": form, "map_yes_no": map_yes_no,
     }  # fmt: skip
     run = EvalRun(settings, env=environment(lm.device))
     out = Path(output_dir) if output_dir is not None else None
@@ -247,16 +288,17 @@ def evaluate(
     for task in progress:
         progress.set_postfix_str(task)
         try:
-            instances = load_task(task, "eval", data_root=data_root, limit=limit)
+            instances = load_task(task, "eval", data_root=data_root, limit=limit, eval_split=split)
             request_set = build_requests(task, instances, fmt, lm.tokenizer, lm.chat_template, lm.context_length,
-                                         answer_room)  # fmt: skip
+                                         answer_room, form)  # fmt: skip
             if dump_requests is not None:
                 write_requests(Path(dump_requests), request_set.requests)
             if task in run.results:  # finished by the run being resumed
                 continue
             if not request_set.requests:
                 raise EvalError(f"{task}: none of its {len(instances)} instances fits {lm.context_length} tokens")
-            result, rows = score_task(lm, request_set, scoring, batch_size, loaded=len(instances))
+            result, rows = score_task(lm, request_set, scoring, batch_size, loaded=len(instances),
+                                      map_yes_no=map_yes_no)  # fmt: skip
         except (DataError, EvalError) as err:
             logger.error("%s failed: %s", task, err)
             run.failed[task] = str(err)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from trex.eval.generate import generate_answers, predict
+from trex.eval.generate import generate_answers, predict_detail
 from trex.eval.lm import EvalModel
 from trex.eval.loglik import LoglikItem, score_continuations
 from trex.eval.metrics import choose, wilson_interval
@@ -27,7 +27,8 @@ class TaskResult:
 
     `n` counts scored instances; `truncated` had their passage shortened to fit the context, `dropped` did not
     fit even without it, `skipped` cannot be scored in this mode (BBH free text under loglik), `unreadable`
-    generations had no answer to read (counted wrong). `accuracy_norm` is lm-eval's acc_norm (loglik only).
+    generations had no answer to read (counted wrong), `mapped` generations were a yes/no/true/false word read as
+    a letter (only with the yes/no mapping on). `accuracy_norm` is lm-eval's acc_norm (loglik only).
     """
 
     task: str
@@ -41,6 +42,7 @@ class TaskResult:
     dropped: int = 0
     skipped: int = 0
     unreadable: int = 0
+    mapped: int = 0
     correct_norm: int | None = None
     accuracy_norm: float | None = None
     ci95_norm: tuple[float, float] | None = None
@@ -82,21 +84,23 @@ def score_loglik(lm: EvalModel, requests: Sequence[EvalRequest], batch_size: int
     return rows, truncated
 
 
-def score_generate(lm: EvalModel, requests: Sequence[EvalRequest], batch_size: int) -> list[dict]:
-    """Predictions of every request from its greedy generation."""
+def score_generate(
+    lm: EvalModel, requests: Sequence[EvalRequest], batch_size: int, map_yes_no: bool = False
+) -> list[dict]:
+    """Predictions of every request from its greedy generation (`map_yes_no`: the authors' yes/no reading)."""
     rows = []
     for request, text in zip(requests, generate_answers(lm, requests, batch_size), strict=True):
-        pred, correct = predict(request, text)
+        pred, correct, mapped = predict_detail(request, text, map_yes_no)
         rows.append({
             "task": request.task, "uid": request.uid, "index": request.index, "options": request.options,
             "generated": text, "prediction": pred, "gold": request.gold, "target": request.target,
-            "correct": correct, "truncated": request.truncated,
+            "correct": correct, "truncated": request.truncated, "mapped": mapped,
         })  # fmt: skip
     return rows
 
 
 def score_task(
-    lm: EvalModel, request_set: RequestSet, scoring: Scoring, batch_size: int, loaded: int
+    lm: EvalModel, request_set: RequestSet, scoring: Scoring, batch_size: int, loaded: int, map_yes_no: bool = False
 ) -> tuple[TaskResult, list[dict]]:
     """Score one task's requests; the result counts every loaded instance (scored, dropped or skipped)."""
     requests = request_set.requests
@@ -104,7 +108,7 @@ def score_task(
     if scoring == "loglik":
         rows, left_truncated = score_loglik(lm, requests, batch_size)
     else:
-        rows, left_truncated = score_generate(lm, requests, batch_size), 0
+        rows, left_truncated = score_generate(lm, requests, batch_size, map_yes_no), 0
     wall = time.perf_counter() - start
     n, correct = len(rows), sum(r["correct"] for r in rows)
     accuracy, ci = _accuracy(correct, n)
@@ -118,4 +122,5 @@ def score_task(
         result.accuracy_norm, result.ci95_norm = _accuracy(result.correct_norm, n)
     else:
         result.unreadable = sum(r["prediction"] is None and bool(r["options"]) for r in rows)
+        result.mapped = sum(r["mapped"] for r in rows)
     return result, rows
