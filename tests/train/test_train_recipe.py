@@ -54,7 +54,7 @@ def test_overrides_are_read_as_yaml_values(tmp_path):
             "x.yaml: training: unknown key 'learnig_rate'; did you mean 'learning_rate'",
         ),
         ({"training": {"learning_rate": "fast"}}, "x.yaml: training.learning_rate: expected a number, got 'fast'"),
-        ({"data": {"format": "xml"}}, r"x.yaml: data.format: 'xml' is not one of \['letters', 'cloze'\]"),
+        ({"data": {"format": "xml"}}, r"x.yaml: data.format: 'xml' is not one of \['letters', 'cloze', 'official'\]"),
         ({"adapter": {"r_aa": 2}}, "x.yaml: adapter: unknown key 'r_aa'; did you mean 'r_a'"),
         ({"adapter": {"mode": "diagonal"}}, "x.yaml: adapter: TRexConfig: diagonal mode pairs a_i with b_i"),
         ({"data": {"tasks": "copa"}}, "x.yaml: data.tasks: expected a list, got 'copa'"),

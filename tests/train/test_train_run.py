@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import TrainerCallback
 
 from trex import TRexModel
 from trex.data import DataError
@@ -63,10 +64,52 @@ def test_trained_adapter_routes_raw_prompts_with_its_own_bank(finished_run):
     assert torch.equal(by_text, by_vector)
 
 
-def test_existing_run_without_resume_is_refused(finished_run):
-    recipe = load_recipe(RECIPE, [f"output_dir={finished_run.run_dir}"])
+def test_existing_runs_are_never_silently_changed(finished_run, tmp_path):
+    run = finished_run.run_dir
+    same = [f"output_dir={run}", f"intuition.cache_dir={tmp_path / 'elsewhere'}", "training.max_steps=3"]
+    for resume in (False, True):
+        with pytest.raises(ValueError, match="holds a finished run \\(adapter/ is saved\\); nothing to resume"):
+            run_training(load_recipe(RECIPE, same), resume=resume)
+    with pytest.raises(ValueError, match=r"holds a run with other settings \(training.learning_rate differ"):
+        run_training(load_recipe(RECIPE, [*same, "training.learning_rate=0.1"]), resume=True)
+    with pytest.raises(ValueError, match=r"other settings \(data.tasks, training.max_steps differ"):
+        run_training(load_recipe(RECIPE, [f"output_dir={run}", "data.tasks=[copa]"]), resume=True)
+
+
+def test_a_killed_run_needs_resume_and_the_same_recipe(tmp_path):
+    overrides = [f"output_dir={tmp_path / 'run'}", f"intuition.cache_dir={tmp_path / 'cache'}", "training.max_steps=2"]
+
+    class Stop(Exception):
+        pass
+
+    class StopAfterCheckpoint(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_training(load_recipe(RECIPE, [*overrides, "training.save_steps=1"]), callbacks=[StopAfterCheckpoint()])
     with pytest.raises(ValueError, match="already holds a run; pass --resume"):
-        run_training(recipe)
+        run_training(load_recipe(RECIPE, [*overrides, "training.save_steps=1"]))
+    with pytest.raises(ValueError, match=r"other settings \(data.tasks differ"):  # its bank was fitted on other tasks
+        run_training(load_recipe(RECIPE, [*overrides, "data.tasks=[copa]"]), resume=True)
+    assert run_training(load_recipe(RECIPE, overrides), resume=True).steps == 2  # save_steps may change
+
+
+def test_a_folder_of_someone_else_is_refused_and_left_intact(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_bytes(b"precious")
+    with pytest.raises(ValueError, match="is not empty and holds no trex run"):
+        run_training(load_recipe(RECIPE, [f"output_dir={folder}"]))
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+    assert (folder / "notes.txt").read_bytes() == b"precious"
+
+
+def test_an_empty_recipe_is_refused(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="empty.yaml is empty"):
+        load_recipe(empty)
 
 
 @pytest.mark.parametrize(

@@ -202,6 +202,8 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ValueError(f"{path} is not valid YAML: {err}") from err
-    if data is not None and not isinstance(data, dict):
+    if data is None:
+        raise ValueError(f"{path} is empty; a recipe names at least its model, data and output_dir (see configs/)")
+    if not isinstance(data, dict):
         raise ValueError(f"{path}: a recipe is a mapping of sections, got {type(data).__name__}")
     return recipe_from_dict(data or {}, source=str(path), overrides=overrides)

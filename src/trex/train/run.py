@@ -36,6 +36,12 @@ from trex.train.trainer import AdapterTrainer
 logger = logging.getLogger(__name__)
 
 TRAINING_RECORD = "trex_training.json"
+RECIPE_FILE = "recipe.yaml"
+MAY_CHANGE_ON_RESUME = {
+    "training.logging_steps", "training.save_steps", "training.save_total_limit", "training.routing_probe_steps",
+    "intuition.cache_dir", "data.data_root",
+}  # fmt: skip
+"""Recipe keys a resumed run may change: they decide what is logged, kept or where files are, never what is learnt."""
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 BANK_DIR = "intuition_bank"
 
@@ -112,6 +118,46 @@ def instance_priors(
     return rows[[row_of[(e.task, e.uid)] for e in examples]]
 
 
+def changed_keys(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two recipe dicts (nested sections compared key by key)."""
+    keys = []
+    for key in sorted(set(saved) | set(current)):
+        a, b, name = saved.get(key), current.get(key), f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += changed_keys(a, b, f"{name}.")
+        elif a != b:
+            keys.append(name)
+    return keys
+
+
+def check_run_folder(run_dir: Path, recipe: Recipe, resume: bool) -> None:
+    """Refuse what would silently train something other than asked: a folder holding another run, a changed
+    recipe on resume, a finished run; a folder of another program is never used."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"output_dir {run_dir} is a file; pick another output_dir")
+    saved_path = run_dir / RECIPE_FILE
+    if not saved_path.is_file():
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise ValueError(
+                f"{run_dir} is not empty and holds no trex run (no {RECIPE_FILE}); pick another output_dir"
+            )
+        return
+    try:
+        saved = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(f"{saved_path} is damaged ({err}); pick another output_dir") from err
+    changed = [k for k in changed_keys(saved, recipe.to_dict()) if k not in MAY_CHANGE_ON_RESUME]
+    if changed:
+        raise ValueError(
+            f"{run_dir} holds a run with other settings ({', '.join(changed)} differ from {saved_path}); "
+            "use the same recipe to continue it, or pick another output_dir"
+        )
+    if (run_dir / "adapter" / TRAINING_RECORD).is_file():
+        raise ValueError(f"{run_dir} holds a finished run (adapter/ is saved); nothing to resume")
+    if not resume and ckpt.complete_checkpoints(run_dir):
+        raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it or pick another output_dir")
+
+
 def write_training_record(adapter_dir: Path, recipe: Recipe) -> None:
     """``trex_training.json``: the prompt settings the adapter learnt; ``trex eval`` uses them unless told so."""
     record = {
@@ -165,6 +211,9 @@ def tensorboard_callback(log_dir: Path) -> TensorBoardCallback:
 def run_training(recipe: Recipe, resume: bool = False, callbacks: list[TrainerCallback] | None = None) -> TrainResult:
     """Check everything, then train; with ``resume`` continue from the newest complete checkpoint."""
     run_dir = Path(recipe.output_dir)
+    main_process = os.environ.get("RANK", "0") == "0"
+    if main_process:  # before minutes of loading and tokenising; other processes would see its files appear
+        check_run_folder(run_dir, recipe, resume)
     torch.manual_seed(recipe.training.seed)
     model, tokenizer = load_base_model(
         recipe.model.name_or_path, DTYPES[recipe.model.dtype], recipe.model.trust_remote_code
@@ -179,16 +228,14 @@ def run_training(recipe: Recipe, resume: bool = False, callbacks: list[TrainerCa
     gradient_accumulation(recipe)  # a batch size that does not split over processes fails here, before the bank fit
 
     resume_from = None
-    if run_dir.exists():
-        if resume:
-            for path in ckpt.remove_incomplete_checkpoints(run_dir):
-                logger.warning("removed incomplete checkpoint %s", path)
-            complete = ckpt.complete_checkpoints(run_dir)
-            resume_from = str(complete[-1]) if complete else None
-        elif ckpt.complete_checkpoints(run_dir) or (run_dir / "adapter").exists():
-            raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it or pick another output_dir")
+    if resume and run_dir.exists():
+        for path in ckpt.remove_incomplete_checkpoints(run_dir):
+            logger.warning("removed incomplete checkpoint %s", path)
+        complete = ckpt.complete_checkpoints(run_dir)
+        resume_from = str(complete[-1]) if complete else None
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    if main_process:
+        write_text_atomic(run_dir / RECIPE_FILE, yaml.safe_dump(recipe.to_dict(), sort_keys=False))
 
     adapter_model = build_adapter_model(model, recipe.adapter)
     dataset = IntuitionExamples(examples, instance_priors(recipe, adapter_model, mixture, examples, run_dir))
