@@ -3,7 +3,8 @@
 Layout: ``<out>/base/eval`` and ``<out>/<method>/seed-<s>/{train,eval}``. Each finished step writes ``done.json``
 (its wall time and the versions) beside its results, so a re-run skips it; a killed step resumes from its last
 complete checkpoint (training) or finished task (evaluation). A ``running.json`` lock names the process working on
-a unit, so ``--status`` can say what runs now and two sittings never work on the same unit.
+a unit, so ``--status`` can say what runs now and two sittings never work on the same unit; a training step keeps it
+(and ``sittings.json``) beside its folder as ``train.running.json``, since the run folder must hold only the run.
 
 Units run in an interleaved order (seed 0 of every method, then seed 1, ...), so a comparison cut short still has
 every method.
@@ -48,6 +49,13 @@ class Step:
             return config.output_dir / BASE / "eval"
         return config.output_dir / self.method / f"seed-{self.seed}" / self.kind
 
+    def marker(self, config: CompareConfig, name: str) -> Path:
+        """Where the step's lock and sittings record live. A training step's go beside its folder, not in it:
+        ``run_training`` refuses a non-empty folder without a recipe.yaml (another program's folder), which a
+        lock written before training starts would otherwise make of every fresh unit."""
+        folder = self.folder(config)
+        return folder.parent / f"{self.kind}.{name}" if self.kind == "train" else folder / name
+
 
 def steps(config: CompareConfig) -> list[Step]:
     """Every step, base first, then seed by seed across methods (train before eval of a unit)."""
@@ -82,10 +90,9 @@ def _alive(pid: int, host: str) -> bool:
 
 def state(step: Step, config: CompareConfig) -> str:
     """'done', 'running' (a live process holds the lock), or 'left'."""
-    folder = step.folder(config)
-    if (folder / DONE).is_file():
+    if (step.folder(config) / DONE).is_file():
         return "done"
-    lock = read_json(folder / RUNNING)
+    lock = read_json(step.marker(config, RUNNING))
     if lock and _alive(int(lock.get("pid", -1)), str(lock.get("host", ""))):
         return "running"
     return "left"
@@ -94,8 +101,8 @@ def state(step: Step, config: CompareConfig) -> str:
 class StepLock:
     """``running.json`` with this process's pid; refuses a step another live process holds."""
 
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / RUNNING
+    def __init__(self, path: Path) -> None:
+        self.path = path
 
     def __enter__(self) -> StepLock:
         lock = read_json(self.path)
@@ -114,13 +121,14 @@ def run_step(step: Step, config: CompareConfig) -> dict:
     """Do one step (resuming what an interrupted sitting left) and write its ``done.json``."""
     folder = step.folder(config)
     started = time.perf_counter()
-    with StepLock(folder):
-        earlier = read_json(folder / SITTINGS) or {"wall_s": 0.0, "sittings": 0}
+    sittings = step.marker(config, SITTINGS)
+    with StepLock(step.marker(config, RUNNING)):
+        earlier = read_json(sittings) or {"wall_s": 0.0, "sittings": 0}
         try:
             record = _train(step, config) if step.kind == "train" else _evaluate(step, config)
         except BaseException:
             spent = {"wall_s": earlier["wall_s"] + time.perf_counter() - started, "sittings": earlier["sittings"] + 1}
-            write_text_atomic(folder / SITTINGS, json.dumps(spent) + "\n")
+            write_text_atomic(sittings, json.dumps(spent) + "\n")
             raise
         record = {
             **record,
@@ -129,6 +137,7 @@ def run_step(step: Step, config: CompareConfig) -> dict:
             "host": socket.gethostname(),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
+        folder.mkdir(parents=True, exist_ok=True)
         write_text_atomic(folder / DONE, json.dumps(record, indent=2) + "\n")
     return record
 

@@ -1,0 +1,182 @@
+"""A whole tiny-model comparison: killed after one trained unit, resumed, reported and analysed from its files."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from trex.cli import app
+from trex.compare import driver, load_compare_config, run_comparison, status_rows
+from trex.compare.analyze import analyze
+from trex.compare.report import build_report
+
+TINY = {
+    "recipe": {
+        "model": {"name_or_path": "tiny-random-llama"},
+        "data": {"tasks": ["copa", "boolq"], "max_per_task": 8, "max_length": 256, "format": "cloze"},
+        "intuition": {"seed": 0},
+        "training": {
+            "learning_rate": 1.0e-3,
+            "max_steps": 2,
+            "global_batch_size": 4,
+            "per_device_batch_size": 4,
+            "warmup_steps": 0,
+            "logging_steps": 1,
+            "save_steps": 1,
+            "save_total_limit": 2,
+            "routing_probe_size": 2,
+            "routing_probe_steps": 1,
+        },  # fmt: skip
+    },
+    "evaluation": {"tasks": ["copa", "boolq"], "limit": 4, "scoring": "loglik", "format": "cloze", "batch_size": 8},
+    "methods": {
+        "lora": {"seeds": [0, 1], "adapter": {"method": "lora", "r": 4, "alpha": 8}},
+        "trex": {"seeds": [0, 1], "adapter": {"method": "trex", "r_a": 2, "r_b": 4}},
+    },
+}
+
+
+def write_config(folder: Path, output_dir: Path) -> Path:
+    data = {**TINY, "output_dir": str(output_dir)}
+    data["recipe"] = {**TINY["recipe"], "intuition": {"seed": 0, "cache_dir": str(folder / "cache")}}
+    path = folder / "compare.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory):
+    """Sitting 1 is killed while training trex/seed-0 (after lora/seed-0 finished); sitting 2 completes the rest."""
+    root = tmp_path_factory.mktemp("compare")
+    config_path = write_config(root, root / "out")
+    config = load_compare_config(config_path)
+    real_train, trained = driver._train, []
+
+    def killed_on_trex(step, cfg):
+        trained.append(step.label)
+        if step.method == "trex":
+            raise KeyboardInterrupt  # what Ctrl-C or the end of a sitting does
+        return real_train(step, cfg)
+
+    driver._train = killed_on_trex
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_comparison(config)
+    finally:
+        driver._train = real_train
+    first_rows, first_projection = status_rows(config)
+    finished = {label: (config.output_dir / p / "done.json").read_text() for label, p in
+                [("base", "base/eval"), ("lora/seed-0/train", "lora/seed-0/train")]}  # fmt: skip
+
+    second = []
+
+    def spy(step, cfg):
+        second.append(step.label)
+        return real_train(step, cfg)
+
+    driver._train = spy
+    try:
+        done = run_comparison(config)
+    finally:
+        driver._train = real_train
+    return {
+        "root": root, "config_path": config_path, "config": config, "first": trained, "second": second,
+        "first_rows": first_rows, "first_projection": first_projection, "finished": finished, "done": done,
+    }  # fmt: skip
+
+
+def test_killed_sitting_keeps_finished_units_and_the_next_resumes_the_rest(comparison):
+    config = comparison["config"]
+    assert comparison["first"] == ["lora/seed-0/train", "trex/seed-0/train"]
+    states = dict((label, state) for label, state, _ in comparison["first_rows"])
+    assert states["base"] == states["lora/seed-0/train"] == states["lora/seed-0/eval"] == "done"
+    assert states["trex/seed-0/train"] == "left"  # the lock went with the killed sitting
+    assert comparison["first_projection"] is not None
+    # sitting 2 trains only what was not done, and never touches a finished unit's marker
+    assert comparison["second"] == ["trex/seed-0/train", "lora/seed-1/train", "trex/seed-1/train"]
+    for label, text in comparison["finished"].items():
+        folder = "base/eval" if label == "base" else label
+        assert (config.output_dir / folder / "done.json").read_text() == text
+    trex_done = json.loads((config.output_dir / "trex/seed-0/train/done.json").read_text())
+    assert trex_done["sittings"] == 2 and trex_done["steps"] == 2
+    rows, projected = status_rows(config)
+    assert [state for _, state, _ in rows] == ["done"] * 9 and projected == 0.0
+    assert not list(config.output_dir.rglob("running.json"))
+
+
+def test_status_command_lists_every_step(comparison):
+    result = CliRunner().invoke(app, ["compare", str(comparison["config_path"]), "--status"])
+    assert result.exit_code == 0, result.output
+    assert "9 of 9 steps done" in result.output and "trex/seed-1/eval" in result.output
+
+
+def _independent_means(config, metric_field="correct_norm"):
+    """Mean over seeds of per-task accuracy, straight from predictions.jsonl (no trex code)."""
+    means = {}
+    for method, seeds in [("base", [None]), ("lora", [0, 1]), ("trex", [0, 1])]:
+        per_task = {}
+        for seed in seeds:
+            folder = config.output_dir / ("base/eval" if seed is None else f"{method}/seed-{seed}/eval")
+            for line in (folder / "predictions.jsonl").read_text().splitlines():
+                row = json.loads(line)
+                per_task.setdefault(row["task"], {}).setdefault(seed, []).append(row[metric_field])
+        means[method] = {t: np.mean([np.mean(v) for v in s.values()]) for t, s in per_task.items()}
+    return means
+
+
+def _row(report: str, label: str, after: str) -> list[str]:
+    section = report[report.index(after) :]
+    line = next(line for line in section.splitlines() if line.startswith(f"| {label} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_report_numbers_equal_an_independent_computation(comparison, tmp_path):
+    config = comparison["config"]
+    output = tmp_path / "docs" / "results.md"
+    result = CliRunner().invoke(app, ["compare", str(comparison["config_path"]), "--report", "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    report = output.read_text()
+    means = _independent_means(config)
+    columns = _row(report, "Method", "**acc_norm**")
+    for method, label in [("base", "base (untrained)"), ("lora", "lora"), ("trex", "trex")]:
+        cells = dict(zip(columns, _row(report, label, "**acc_norm**"), strict=True))
+        for header, task in [("BOO.", "boolq"), ("COPA", "copa")]:
+            assert float(cells[header].split()[0]) == pytest.approx(100 * means[method][task], abs=0.051)
+        average = np.mean([means[method]["boolq"], means[method]["copa"]])
+        assert float(cells["AVG [95%]"].split()[0]) == pytest.approx(100 * average, abs=0.051)
+    diff = dict(zip(_row(report, "Method", "### Paired"), _row(report, "trex", "### Paired"), strict=True))
+    expected = 100 * (np.mean(list(means["trex"].values())) - np.mean(list(means["lora"].values())))
+    assert float(diff["AVG diff [95%]"].split()[0]) == pytest.approx(expected, abs=0.051)
+    assert "Steps not done: 0." in report
+    for section in ("## 2. Ablation", "## 3. Efficiency", "## 4. Figures", "## 5. Reproduction"):
+        assert section in report
+    assert re.search(r"\| trex \| [\d,]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| equal", report)  # FLOPs formula checked
+    assert "| ✗ | ✓ | not in this comparison |" in report
+
+
+def test_partial_run_lists_missing_units_and_never_invents_them(comparison, tmp_path):
+    copy = tmp_path / "out"
+    shutil.copytree(comparison["config"].output_dir, copy)
+    (copy / "trex/seed-1/eval/done.json").unlink()
+    config = load_compare_config(comparison["config_path"], [f"output_dir={copy}"])
+    report = build_report(config, comparison["config_path"], tmp_path / "results.md")
+    assert "Steps not done: 1." in report and "`trex/seed-1/eval`" in report
+    assert _row(report, "trex", "**acc_norm**")[1] == "1"  # one seed of trex, not two
+    assert "| trex/seed-1/eval | not done |" in report
+
+
+def test_analyze_draws_every_figure_of_trex_and_only_the_loss_of_lora(comparison, tmp_path):
+    out = comparison["config"].output_dir
+    trex = analyze(out / "trex/seed-0/train", tmp_path / "trex", per_task=2)
+    assert {p.name for p in trex.glob("*.png")} == {"loss.png", "gates.png", "routing.png", "convergence.png"}
+    result = CliRunner().invoke(app, ["analyze", str(out / "lora/seed-0/train"), "--output", str(tmp_path / "lora")])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in (tmp_path / "lora").glob("*.png")} == {"loss.png"}
+    assert "no router" in (tmp_path / "lora" / "NOTES.md").read_text()
