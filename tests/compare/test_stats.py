@@ -76,3 +76,13 @@ def test_seeds_add_their_spread_and_averages_cover_shared_tasks_only():
 def test_same_seed_same_numbers():
     x = {"lora": {"copa": np.eye(3)[:, :3].repeat(10, axis=1)}, "x": {"copa": np.ones((3, 30))}}
     assert bootstrap(x, seed=5)["x"].diff_average == bootstrap(x, seed=5)["x"].diff_average
+
+
+def test_shipped_comparison_configs_load():
+    from pathlib import Path
+
+    from trex.compare import load_compare_config
+
+    for path in sorted((Path(__file__).resolve().parents[2] / "configs" / "compare").glob("*.yaml")):
+        config = load_compare_config(path)
+        assert "lora" in config.methods and "trex" in config.methods, path

@@ -155,7 +155,7 @@ def ablation_table(stats: dict[str, MethodStats], paper_rows: dict[str, str]) ->
         by_kind.setdefault(kind, []).append(method)
     paper = " / ".join(PAPER_BACKBONES)
     lines = [
-        f"| Intu. | R-1 | here | AVG acc_norm [95%] | diff to LoRA-32 [95%] | paper AVG: {paper} | row |",
+        f"| Intu. | R-1 | here | AVG [95%] | diff to LoRA-32 [95%] | paper AVG: {paper} | row |",
         "|---|---|---|---:|---:|---:|---|",
     ]
     for intuition, rank1, kind, what in ABLATION_ROWS:
@@ -281,7 +281,7 @@ def build_report(config: CompareConfig, config_path: Path, output: Path, figures
         f"Written by `trex compare {config_path} --report` on {time.strftime('%Y-%m-%d %H:%M')} from the files in "
         f"`{config.output_dir}`; no number here is typed in by hand. Evaluation: {section.scoring} scoring, "
         f"{section.format} format, first {section.limit or 'all'} instances of each task; headline metric "
-        f"acc_norm, acc beside it.",
+        f"{section.metric}, the other beside it where the scoring has it.",
         "",
     ]
     done = sum(len(s) for s in files.seeds.values())
@@ -289,12 +289,13 @@ def build_report(config: CompareConfig, config_path: Path, output: Path, figures
     if files.missing:
         out.append("Missing (not in any table): " + ", ".join(f"`{m}`" for m in files.missing) + ".")
     out.append("")
+    metrics = (section.metric, "acc" if section.metric == "acc_norm" else "acc_norm")
     all_stats = {}
-    for metric in ("acc_norm", "acc"):
+    for metric in metrics:
         correct = correctness(files, metric)
         if correct:
             all_stats[metric] = bootstrap(correct, REFERENCE if REFERENCE in correct else None)
-    first = next(iter((all_stats.get("acc_norm") or all_stats.get("acc") or {"": MethodStats(0)}).values()))
+    first = next(iter((all_stats.get(metrics[0]) or all_stats.get(metrics[1]) or {"": MethodStats(0)}).values()))
     n_tasks = len(first.tasks)
     out += [
         "## 1. Accuracy (v2 Table 1 layout)",
@@ -304,15 +305,15 @@ def build_report(config: CompareConfig, config_path: Path, output: Path, figures
         f"tasks every finished unit has ({n_tasks} of {len(TABLE1_COLUMNS)}).",
         "",
     ]
-    for metric in ("acc_norm", "acc"):
+    for metric in metrics:
         if metric not in all_stats:
             out += [f"No {metric}: no finished evaluation holds it.", ""]
             continue
         out += [f"**{metric}**", "", *accuracy_table(all_stats[metric]), ""]
-    headline = all_stats.get("acc_norm")
+    headline = all_stats.get(section.metric)
     if headline and REFERENCE in headline:
         out += [
-            "### Paired differences to LoRA-32 (acc_norm, points)",
+            f"### Paired differences to LoRA-32 ({section.metric}, points)",
             "",
             "Method minus `lora` on the same instances; ± is half the paired 95% interval, * marks a task whose "
             "interval excludes zero. The paper column is T-REX's (or the matching row's) AVG minus LoRA-32's on "
