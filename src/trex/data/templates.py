@@ -158,6 +158,8 @@ OFFICIAL_GENERIC = "{passage_line}Question: {question}\n"
 def _official_fields(instance: TaskInstance) -> dict[str, Any]:
     fields: dict[str, Any] = {"passage": instance.passage or "", "question": instance.question}
     fields.update({f"option{i}": option for i, option in enumerate(instance.options)})
+    if instance.task == "hellaswag":  # nutcracker's HellaSwag train copy has the context alone, no activity label
+        fields.update(activity_label="", ctx=instance.question)
     fields.update(instance.meta.get(OFFICIAL) or {})
     return fields
 

@@ -43,15 +43,16 @@ def table1(rows: Sequence[tuple[str, Mapping[str, TaskResult]]], metric: str = "
 
 
 def detail_table(results: Mapping[str, TaskResult]) -> str:
-    """One line per task: counts, accuracy with its 95% interval, acc_norm when scored by loglik, speed."""
+    """One line per task: counts (`mapped`: yes/no answers read as letters), accuracy with its 95% interval,
+    acc_norm when scored by loglik, speed."""
     lines = [
-        "| Task | n | acc % | 95% CI | acc_norm % | truncated | dropped | skipped | unreadable | inst/s |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| Task | n | acc % | 95% CI | acc_norm % | truncated | dropped | skipped | unreadable | mapped | inst/s |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for task, r in results.items():
         ci = f"{100 * r.ci95[0]:.1f}–{100 * r.ci95[1]:.1f}" if r.n else "–"
         lines.append(
             f"| {task} | {r.n} | {_pct(r.accuracy)} | {ci} | {_pct(r.accuracy_norm)} | {r.truncated} | {r.dropped} "
-            f"| {r.skipped} | {r.unreadable} | {r.instances_per_s:.2f} |"
+            f"| {r.skipped} | {r.unreadable} | {r.mapped} | {r.instances_per_s:.2f} |"
         )
     return "\n".join(lines)
