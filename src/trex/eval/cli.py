@@ -73,9 +73,18 @@ def eval_command(
         Path | None, typer.Option(help="Suite root (default: $TREX_DATA, else the shipped subset).")
     ] = None,
     chat_template: Annotated[
-        bool,
-        typer.Option("--chat-template/--no-chat-template", help="Wrap prompts in the chat template, as training."),
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--chat-template/--no-chat-template",
+            help="Wrap prompts in the chat template (default: as the adapter was trained, else yes).",
+        ),
+    ] = None,
+    chat_format: Annotated[
+        str | None,
+        typer.Option(
+            help="Named chat format replacing the tokenizer's template, e.g. llama2-authors (default: the adapter's)."
+        ),
+    ] = None,
     max_length: Annotated[
         int | None, typer.Option(help="Context length (default: the model's); passages are cut.")
     ] = None,
@@ -96,7 +105,9 @@ def eval_command(
 
     try:
         tasks = resolve_tasks(task)
-        lm = load_eval_model(model, adapter, chat_template=chat_template, max_length=max_length)
+        lm = load_eval_model(
+            model, adapter, chat_template=chat_template, max_length=max_length, chat_format=chat_format
+        )
         run = evaluate(
             lm, tasks, scoring=scoring, fmt=fmt, limit=limit, batch_size=batch_size, data_root=data_root,
             output_dir=output, dump_requests=dump_requests, metric=metric, resume=resume, overwrite=overwrite,

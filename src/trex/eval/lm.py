@@ -57,6 +57,7 @@ class EvalModel:
         instance_inputs: Extra per-instance inputs (T-REX intuition, a category prior), or None.
         chat_template: Wrap prompts in the tokenizer's chat template (when it has one), as training does.
         max_length: Context length; prompts are shortened from the passage side to fit. None: the model's own.
+        trained_with: The prompt settings the adapter recorded at training (``trex_training.json``), or None.
     """
 
     model: nn.Module
@@ -66,6 +67,7 @@ class EvalModel:
     instance_inputs: InstanceInputs | None = None
     chat_template: bool = True
     max_length: int | None = None
+    trained_with: dict[str, Any] | None = None
 
     @classmethod
     def wrap(cls, model: nn.Module, tokenizer: Any, name: str, adapter: str | None = None, **kwargs: Any) -> EvalModel:

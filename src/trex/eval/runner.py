@@ -28,6 +28,7 @@ from trex.eval.environment import environment
 from trex.eval.errors import EvalError
 from trex.eval.generate import CHOICE_TOKENS
 from trex.eval.lm import EvalModel
+from trex.eval.loading import settled
 from trex.eval.report import detail_table, table1
 from trex.eval.requests import build_requests, write_requests
 from trex.eval.scoring import SCORINGS, Scoring, TaskResult, score_task
@@ -187,14 +188,9 @@ def _append_rows(path: Path, rows: Sequence[dict]) -> None:
 
 
 def resolve_format(lm: EvalModel, fmt: Format | None) -> Format:
-    """The prompt format of an evaluation: `fmt` when given, else the one the adapter was trained with.
-
-    The single place that decides it (None = not chosen by the caller). For now an unchosen format is
-    `letters`; the adapter's recorded training format is read here once adapters record it.
-    """
-    if fmt is not None:
-        return fmt
-    return "letters"
+    """The prompt format of an evaluation: `fmt` when given, else the one the adapter was trained with, else
+    `letters` (the single place that decides it; None = not chosen by the caller)."""
+    return settled("format", fmt, lm.trained_with, "letters")
 
 
 def _check_options(

@@ -49,6 +49,10 @@ class DataSection:
     temperature: float = field(default=1.0, metadata={"help": "Temperature for temperature sampling."})
     max_length: int = field(default=512, metadata={"help": "Tokens per instance; passages are shortened to fit."})
     chat_template: bool = field(default=True, metadata={"help": "Apply the tokenizer's chat template if it has one."})
+    chat_format: Literal["llama2-authors"] | None = field(
+        default=None,
+        metadata={"help": "Replace the tokenizer's chat template by a named one (the authors' Llama-2 format)."},
+    )
     seed: int = field(default=0, metadata={"help": "Seed of the mixture sampling."})
 
 

@@ -21,6 +21,7 @@ from transformers import TrainerCallback, TrainingArguments
 from transformers.integrations import TensorBoardCallback
 
 from trex.data import intuition_text, mixture_table, tokenize_instances
+from trex.data.chat_formats import apply_chat_format
 from trex.intuition import CachedEmbedder, IntuitionBank, fit_intuition_bank
 from trex.intuition.inputs import cap_per_label
 from trex.io import write_text_atomic
@@ -163,6 +164,7 @@ def write_training_record(adapter_dir: Path, recipe: Recipe) -> None:
     record = {
         "format": recipe.data.format,
         "chat_template": recipe.data.chat_template,
+        "chat_format": recipe.data.chat_format,
         "max_length": recipe.data.max_length,
         "tasks": recipe.data.tasks,
         "base_model": recipe.model.name_or_path,
@@ -219,6 +221,7 @@ def run_training(recipe: Recipe, resume: bool = False, callbacks: list[TrainerCa
         recipe.model.name_or_path, DTYPES[recipe.model.dtype], recipe.model.trust_remote_code
     )
     find_target_modules(model, recipe.adapter)  # an adapter that does not fit the model fails here, before data
+    apply_chat_format(tokenizer, recipe.data.chat_format)
     mixture, tasks = build_training_mixture(recipe.data)
     examples, report = tokenize_instances(
         mixture, recipe.data.format, tokenizer, recipe.data.max_length, chat_template=recipe.data.chat_template
