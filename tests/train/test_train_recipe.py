@@ -34,6 +34,11 @@ def test_paper_recipes_use_the_papers_hyper_parameters():
         assert (recipe.adapter.r_a, recipe.adapter.r_b, recipe.adapter.mode) == (4, 8, "grid")
         assert recipe.training.learning_rate == 5e-5 and recipe.training.num_train_epochs == 3
         assert recipe.training.global_batch_size == 64 and recipe.training.lr_scheduler_type == "cosine"
+        # the authors' code (train_args/llama2-13b-trex.json, component/embedder.py, component/template.py)
+        assert recipe.training.max_grad_norm == 0.3 and recipe.data.max_length == 2048
+        assert (recipe.data.format, recipe.data.chat_format) == ("official", "llama2-authors")
+        assert (recipe.intuition.prefix, recipe.intuition.max_seq_length) == ("", 512)
+        assert recipe.intuition.trust_remote_code and "nomic-embed-text-v1" in recipe.intuition.embedder
 
 
 def test_overrides_are_read_as_yaml_values(tmp_path):
