@@ -24,6 +24,9 @@ BASE = "base"
 class EvaluationSection:
     tasks: list[str] = field(default_factory=lambda: ["suite"], metadata={"help": "Tasks, 'suite' or 'bbh'."})
     limit: int | None = field(default=200, metadata={"help": "First N instances of each task (None: all)."})
+    max_length: int | None = field(
+        default=None, metadata={"help": "Context length; longer prompts lose passage text (None: the model's)."}
+    )
     scoring: Literal["loglik", "generate"] = field(default="loglik", metadata={"help": "Scoring mode."})
     format: Literal["letters", "cloze"] = field(default="cloze", metadata={"help": "Prompt format."})
     metric: Literal["acc", "acc_norm"] = field(default="acc_norm", metadata={"help": "Headline metric."})

@@ -160,7 +160,9 @@ def _evaluate(step: Step, config: CompareConfig) -> dict:
         adapter = step.folder(config).parent / "train" / "adapter"
         if not (adapter / "adapter_config.json").is_file():
             raise RuntimeError(f"{step.label}: training has not finished ({adapter} is missing)")
-    lm = load_eval_model(recipe.model.name_or_path, adapter, chat_template=recipe.data.chat_template)
+    lm = load_eval_model(
+        recipe.model.name_or_path, adapter, chat_template=recipe.data.chat_template, max_length=section.max_length
+    )
     run = evaluate(
         lm, section.tasks, scoring=section.scoring, fmt=section.format, limit=section.limit,
         batch_size=section.batch_size, data_root=section.data_root or recipe.data.data_root,
