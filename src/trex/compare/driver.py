@@ -143,9 +143,13 @@ def run_step(step: Step, config: CompareConfig) -> dict:
 
 
 def _train(step: Step, config: CompareConfig) -> dict:
-    from trex.train.run import run_training
+    from trex.train.run import TRAINING_RECORD, run_training
 
     recipe = config.unit_recipe(step.method, step.seed)
+    adapter = Path(recipe.output_dir) / "adapter"
+    if (adapter / TRAINING_RECORD).is_file():  # a sitting killed after the adapter was saved, before done.json
+        logged = [json.loads(line) for line in (Path(recipe.output_dir) / "metrics.jsonl").read_text().splitlines()]
+        return {"steps": max(r["step"] for r in logged), "train_loss": None, "adapter": str(adapter)}
     result = run_training(recipe, resume=Path(recipe.output_dir).exists())
     return {"steps": result.steps, "train_loss": result.train_loss, "adapter": str(result.adapter_dir)}
 
