@@ -22,6 +22,8 @@ class RoutingContext:
     intuition: torch.Tensor | None = None
     disabled: bool = False
     losses: dict[str, list[torch.Tensor]] | None = field(default=None, repr=False)
+    recomputing: bool = False
+    """True while gradient checkpointing recomputes a block: routers must not count its tokens a second time."""
 
     @contextlib.contextmanager
     def use(self, intuition: torch.Tensor | None, disabled: bool | None = None) -> Iterator[None]:
@@ -50,4 +52,14 @@ class RoutingContext:
 
     def checkpoint_contexts(self) -> tuple[contextlib.AbstractContextManager, contextlib.AbstractContextManager]:
         """``context_fn`` for non-reentrant checkpointing: the recomputation sees the forward's context."""
-        return contextlib.nullcontext(), self.use(self.intuition, self.disabled)
+        return contextlib.nullcontext(), self._recompute(self.intuition, self.disabled)
+
+    @contextlib.contextmanager
+    def _recompute(self, intuition: torch.Tensor | None, disabled: bool) -> Iterator[None]:
+        previous = self.recomputing
+        self.recomputing = True
+        try:
+            with self.use(intuition, disabled):
+                yield
+        finally:
+            self.recomputing = previous

@@ -117,10 +117,17 @@ class AdapterLayer(nn.Module):
                 f"intuition has {intuition.shape[0]} rows but the layer input has batch size {batch}; "
                 "give one intuition row per instance"
             )
-        intuition = intuition.to(self.factory["dtype"])
+        intuition = intuition.to(self._parameter_dtype())
         if x.dim() < 2:
             return intuition[0]
         return intuition.view(intuition.shape[0], *([1] * (x.dim() - 2)), intuition.shape[-1])
+
+    def _parameter_dtype(self) -> torch.dtype:
+        """The adapter parameters' dtype now (``factory`` records it at construction; ``.double()`` changes it)."""
+        for name, param in self.named_parameters():
+            if not name.startswith("base_layer."):
+                return param.dtype
+        return self.factory["dtype"]
 
 
 def _expand_rows(intuition: torch.Tensor, rows: int) -> torch.Tensor:
@@ -226,6 +233,9 @@ class RoutedAdapterModel(AdapterModel):
             param.requires_grad = id(param) in self._adapter_ids
         self._last_losses: dict[str, torch.Tensor] = {}
         self.intuition_bank = None
+        # new layers are created in training mode: follow the base model's mode, or an adapter built on an eval-mode
+        # model would route with training-only rules (SiRA's capacity and expert dropout) and a random output
+        self.train(base_model.training)
         if intuition_bank is not None:
             self.attach_intuition_bank(intuition_bank)
 

@@ -80,10 +80,12 @@ class PeftLoraModel(AdapterModel):
         super().__init__()
         if intuition_bank is not None:
             raise ValueError("LoRA takes no intuition bank")
+        training = base_model.training
         if peft_model is None:
             peft_config = config.peft_config(base_model)
             peft_model = get_peft_model(base_model, peft_config)
         self.peft_model = peft_model
+        self.train(training)  # peft's new modules start in training mode (lora_dropout would act at inference)
         self.adapter_config = config
         self.adapted_modules = sorted(
             name for name, m in peft_model.get_base_model().named_modules() if hasattr(m, "lora_A") and name

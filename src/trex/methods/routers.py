@@ -258,8 +258,9 @@ class TopKRouter(Router):
             if capacity is not None:
                 flat = assigned.reshape(-1, self.n_experts)
                 kept = flat & (flat.long().cumsum(0) <= capacity)
-                self.dropped_tokens += (flat & ~kept).sum()
-                self.routed_tokens += flat.sum()
+                if self.context is None or not self.context.recomputing:  # checkpointing reruns the same tokens
+                    self.dropped_tokens += (flat & ~kept).sum()
+                    self.routed_tokens += flat.sum()
                 gates = gates * kept.view_as(assigned)
             if self.expert_dropout > 0:
                 keep = torch.rand_like(gates) >= self.expert_dropout
