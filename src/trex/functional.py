@@ -20,3 +20,87 @@ def mix_rank_one(ax: torch.Tensor, g: torch.Tensor, r_b: int, diagonal: bool) ->
 def routing_matrix(g: torch.Tensor, r_a: int, r_b: int, diagonal: bool) -> torch.Tensor:
     """The flat routing vector as the (r_a, r_b) matrix G of the layer's math."""
     return torch.diag_embed(g) if diagonal else g.unflatten(-1, (r_a, r_b))
+
+
+# ---- the fused path -------------------------------------------------------------------------------------------------
+
+
+def _sum_to(grad: torch.Tensor, like: torch.Tensor | None, needed: bool) -> torch.Tensor | None:
+    """The gradient of a broadcast input: ``grad`` summed down to ``like``'s shape."""
+    if like is None or not needed:
+        return None
+    return grad.sum_to_size(like.shape) if grad.shape != like.shape else grad
+
+
+def _mix_and_grads(ax: torch.Tensor, g: torch.Tensor, dz: torch.Tensor, r_b: int, diagonal: bool):
+    """(dax, dg) of ``z = mix_rank_one(ax, g)`` given dz."""
+    if diagonal:
+        return g * dz, ax * dz
+    G = g.unflatten(-1, (ax.shape[-1], r_b))
+    dax = (G * dz.unsqueeze(-2)).sum(-1)
+    dg = (ax.unsqueeze(-1) * dz.unsqueeze(-2)).flatten(-2)
+    return dax, dg
+
+
+class _RankOneMixture(torch.autograd.Function):
+    """``out = B · mix(A x, a·softmax(R x + lb) + q)`` with one node in the graph and only ``x`` and the softmax kept.
+
+    Autograd on the same expression keeps ``A x``/``R x`` (one storage), the probabilities, ``g`` and the mixed
+    vector ``z``; this keeps ``p`` (K per token) and recomputes ``A x`` (an r_a-row matmul), ``g`` and ``z`` in the
+    backward pass, so a 4x8 grid keeps exactly what LoRA r=32 keeps (x and 32 values per token).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, B, a, lb, q, r_a, r_b, diagonal):  # noqa: D102
+        h = torch.nn.functional.linear(x, weight)
+        ax, logits = h.split([r_a, weight.shape[0] - r_a], dim=-1)
+        p = torch.softmax(logits if lb is None else logits + lb, dim=-1)
+        g = p * a if q is None else torch.addcmul(q, p, a)
+        z = mix_rank_one(ax, g, r_b, diagonal)
+        ctx.save_for_backward(x, weight, B, a, lb, q, p)
+        ctx.shape = (r_a, r_b, diagonal)
+        return torch.nn.functional.linear(z, B)
+
+    @staticmethod
+    def backward(ctx, dout):  # noqa: D102
+        x, weight, B, a, lb, q, p = ctx.saved_tensors
+        r_a, r_b, diagonal = ctx.shape
+        ax = torch.nn.functional.linear(x, weight[:r_a])
+        g = p * a if q is None else torch.addcmul(q, p, a)
+        z = mix_rank_one(ax, g, r_b, diagonal)
+        dz = dout.matmul(B)
+        dB = dout.reshape(-1, dout.shape[-1]).T.matmul(z.reshape(-1, z.shape[-1]))
+        dax, dg = _mix_and_grads(ax, g, dz, r_b, diagonal)
+        need = ctx.needs_input_grad
+        dgp = dg * p
+        da = dgp.sum().reshape(a.shape) if need[3] else None
+        dq = _sum_to(dg, q, need[5])
+        # softmax backward of dp = a·dg: p ⊙ (dp - Σ dp ⊙ p) = a · (dg ⊙ p - p · Σ dg ⊙ p)
+        dlogits = torch.addcmul(dgp, p, dgp.sum(-1, keepdim=True), value=-1.0) * a
+        dlb = _sum_to(dlogits, lb, need[4])
+        dh = torch.cat([dax, dlogits], dim=-1)
+        dx = dh.matmul(weight) if need[0] else None
+        dweight = dh.reshape(-1, dh.shape[-1]).T.matmul(x.reshape(-1, x.shape[-1])) if need[1] else None
+        return dx, dweight, dB, da, dlb, dq, None, None, None
+
+
+def fused_rank_one_mixture(
+    x: torch.Tensor,
+    A: torch.Tensor,
+    router_weight: torch.Tensor,
+    B: torch.Tensor,
+    scale: torch.Tensor,
+    logit_bias: torch.Tensor | None,
+    post_bias: torch.Tensor | None,
+    r_b: int,
+    diagonal: bool,
+) -> torch.Tensor:
+    """``B · mix_rank_one(A x, scale·softmax(R x + logit_bias) + post_bias)``, the adapter output of a T-REX layer.
+
+    Equal to the unfused expression (to rounding; the float64 tests hold it to 1e-12 with gradients) but kept in
+    the autograd graph as one node that saves ``x`` and the K router probabilities per token. ``scale`` is a
+    0-d/1-element tensor (a trainable gate product or a constant); the biases broadcast over the tokens of an
+    instance (the per-instance prior). A, the router and B travel as one concatenated weight through one matmul.
+    """
+    weight = torch.cat([A, router_weight])
+    return _RankOneMixture.apply(x, weight, B, scale, logit_bias, post_bias, A.shape[0], r_b, diagonal)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trex.config import TRexConfig
-from trex.functional import mix_rank_one, routing_matrix
+from trex.functional import fused_rank_one_mixture, mix_rank_one, routing_matrix
 from trex.methods.base import AdapterLayer
 from trex.methods.routers import GatedPriorRouter, Router, SoftmaxRouter
 from trex.routing import RoutingContext
@@ -85,9 +85,44 @@ class TRexLinear(AdapterLayer):
 
     def adapter_output(self, x: torch.Tensor) -> torch.Tensor:
         prior = self.prior(x, self.routing.intuition)
-        ax, logits = self._project(self.dropout(x.to(self.trex_A.dtype)))
+        x = self.dropout(x.to(self.trex_A.dtype))
+        form = self._softmax_affine(prior) if self.fused and not torch.is_autocast_enabled(x.device.type) else None
+        if form is not None:
+            return fused_rank_one_mixture(
+                x, self.trex_A, self.trex_router.weight, self.trex_B, *form, self.config.r_b,
+                self.config.mode == "diagonal",
+            )  # fmt: skip
+        ax, logits = self._project(x)
         mixed = mix_rank_one(ax, self.trex_router(logits, prior), self.config.r_b, self.config.mode == "diagonal")
         return F.linear(mixed, self.trex_B)
+
+    # ---- performance path (benchmarks/, docs/benchmarks.md) -------------------------------------------------------
+
+    fused: bool = True
+    """Run the adapter as one autograd node (``trex.functional.fused_rank_one_mixture``) when the router allows it;
+    False runs the router module and the mix op by op (the reference the float64 tests compare the fused path to)."""
+
+    def _softmax_affine(self, prior: torch.Tensor | None) -> tuple | None:
+        """The router as ``G = scale·softmax(Rx + logit_bias) + post_bias``: (scale, logit_bias, post_bias), or None.
+
+        Written out for the two deterministic routers of the presets (the same products, in the same order, as
+        their ``forward``); None for anything else, for an intuition-only layer, and while auxiliary router losses
+        are being collected (they need the probabilities in the graph), so those run the unfused path.
+        """
+        router = self.trex_router
+        if router.weight is None or (router.training and (router.load_balance_loss > 0 or router.router_z_loss > 0)):
+            return None
+        prior = router.mapped_prior(prior)
+        if type(router) is GatedPriorRouter:
+            out = torch.sigmoid(router.sharpness * router.output_gate)
+            w = torch.sigmoid(router.sharpness * router.intuition_gate)
+            scale = out * w * router.token_coefficient
+            post = None if prior is None else (out * (1.0 - w) * router.intuition_coefficient) * prior
+            return scale, None, post
+        if type(router) is SoftmaxRouter:
+            scale = torch.full((1,), router.scale, dtype=router.weight.dtype, device=router.weight.device)
+            return scale, None if prior is None else router.prior_scale * prior, None
+        return None
 
     def routing_weights(self, x: torch.Tensor, intuition: torch.Tensor | None) -> torch.Tensor:
         """The effective mixing matrix G, shape (*x.shape[:-1], r_a, r_b), with every gate and scale folded in."""
