@@ -103,3 +103,33 @@ def test_trex_intuition_per_instance(tokenizer, adapter_dir, fixed_bank) -> None
     assert reference(model, tokenizer, ITEMS[0].context, " A", intuition=other) != pytest.approx(
         scores[0][0].logprob, abs=1e-4
     )
+
+
+def test_length_groups_cover_every_row_once_and_split_long_from_short() -> None:
+    from trex.eval.loglik import _length_groups
+
+    lengths = [40, 3, 38, 2, 41, 4, 3, 39]
+    groups = _length_groups(lengths, overhead=8)
+    assert sorted(r for g in groups for r in g) == list(range(len(lengths)))
+    assert sorted(sorted(lengths[r] for r in g) for g in groups) == [[2, 3, 3, 4], [38, 39, 40, 41]]
+    assert _length_groups([5, 5, 5], overhead=8) == [[0, 1, 2]]
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 8])
+def test_loglik_with_length_groups_matches_full_forward(tiny, tokenizer, monkeypatch, batch_size: int) -> None:
+    """Options of very different lengths (so the option rows of a batch are split into groups) score as one plain
+    forward of prompt + option each, to 1e-5."""
+    import trex.eval.loglik as loglik
+
+    monkeypatch.setattr(loglik, "GROUP_OVERHEAD_TOKENS", 0)
+    items = [
+        LoglikItem("Pick one:", [" a", " a much longer option with many more words in it", " b c"], "x"),
+        LoglikItem("Another prompt, a bit longer than the first one:", [" yes", " no, and here is why not"], "y"),
+        LoglikItem("Third", [" one two three four five six", " z"], "z"),
+    ]
+    lm = EvalModel.wrap(tiny, tokenizer, "tiny", chat_template=False)
+    assert len(loglik._length_groups([2, 12, 3], overhead=0)) > 1
+    scores, _ = score_continuations(lm, items, batch_size=batch_size)
+    for item, per_option in zip(items, scores, strict=True):
+        for continuation, score in zip(item.continuations, per_option, strict=True):
+            assert score.logprob == pytest.approx(reference(tiny, tokenizer, item.context, continuation), abs=1e-5)

@@ -8,13 +8,17 @@ special tokens follow the tokenizer's default unless the string already starts w
 conditioned on BOS (EOS without BOS); inputs longer than the context window lose tokens from the left.
 
 Speed: the options of one instance share their prompt, so the prompt is run once (left-padded batch, KV cache
-kept) and only the option tokens are run, against that cache repeated once per option; when every option is
-one token (the letters format) the prompt's last position already scores them all and no second pass runs.
-Without sharing (for benchmarks) each option is its own item and pays for its own prompt.
+kept) and only the option tokens are run, against that cache gathered once per option row (one batched
+``index_select`` per layer); when every option is one token (the letters format) the prompt's last position
+already scores them all and no second pass runs. Items are batched by prompt length (then by their longest option),
+and the option rows of a batch are split into groups of similar length (``_length_groups``) so that a short option
+is not padded to the longest one of the batch. Without sharing (for benchmarks) each option is its own item and pays
+for its own prompt.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -139,9 +143,61 @@ def _score_batch(lm: EvalModel, batch: list[_Prepared], extras: dict[str, torch.
     owner = torch.tensor([i for i, p in enumerate(batch) for _ in p.rests], device=device)
     if all(len(rest) == 1 for p in batch for rest in p.rests):  # one-token options (letters): the prefix says all
         return _gather(batch, last[owner, None], device)
-    cache = out.past_key_values
-    cache.reorder_cache(owner)
-    rest_ids, rest_mask = pad_rows([r for p in batch for r in p.rests], pad, "right")
+    rows = [(i, rest) for i, p in enumerate(batch) for rest in p.rests]
+    groups = _length_groups([len(rest) for _, rest in rows])
+    logp_rows: list[torch.Tensor | None] = [None] * len(rows)
+    for group in groups:
+        index = torch.tensor(group, device=device)
+        if len(groups) == 1:  # the prefix cache itself, reordered in place
+            cache = out.past_key_values
+            cache.reorder_cache(owner[index])
+        else:
+            cache = _select_cache(out.past_key_values, owner[index])
+        logp = _score_rests(lm, [rows[r][1] for r in group], cache, prefix_mask, owner[index], batch, extras)
+        for k, r in enumerate(group):
+            logp_rows[r] = torch.cat([last[owner[r], None], logp[k, : len(rows[r][1])]], dim=0)
+    return _gather(batch, logp_rows, device)
+
+
+GROUP_OVERHEAD_TOKENS = 24
+"""What one more forward pass costs, in padded option tokens, when option rows are split into length groups."""
+
+
+def _length_groups(lengths: list[int], overhead: int = GROUP_OVERHEAD_TOKENS) -> list[list[int]]:
+    """Row indices split into groups of similar length: the split of the rows sorted by length that minimises
+    ``Σ (rows in group · longest in group) + overhead · groups`` (padded tokens plus a cost per forward pass)."""
+    order = sorted(range(len(lengths)), key=lambda r: -lengths[r])
+    n = len(order)
+    best = [0.0] + [float("inf")] * n  # best[k]: cost of the first k rows (longest first)
+    cut = [0] * (n + 1)
+    for end in range(1, n + 1):
+        for start in range(end):
+            cost = best[start] + (end - start) * lengths[order[start]] + overhead
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    groups, end = [], n
+    while end:
+        groups.append(order[cut[end] : end])
+        end = cut[end]
+    return groups[::-1]
+
+
+def _select_cache(cache, index: torch.Tensor):
+    """A new cache holding rows ``index`` of ``cache`` (one batched gather per layer), ``cache`` left as it is."""
+    selected = copy.copy(cache)
+    selected.layers = [copy.copy(layer) for layer in cache.layers]
+    for layer in selected.layers:
+        layer.keys, layer.values = layer.keys.index_select(0, index), layer.values.index_select(0, index)
+    return selected
+
+
+def _score_rests(
+    lm: EvalModel, rests: list[list[int]], cache, prefix_mask: torch.Tensor, owner: torch.Tensor,
+    batch: list[_Prepared], extras: dict[str, torch.Tensor],
+) -> torch.Tensor:  # fmt: skip
+    """Log-probabilities (rows, width, vocab) of option tokens run against their prefixes' cache rows."""
+    device, pad = lm.device, lm.pad_token_id
+    rest_ids, rest_mask = pad_rows(rests, pad, "right")
     rest_ids, rest_mask = rest_ids.to(device), rest_mask.to(device)
     prefix_len = torch.tensor([len(p.prefix) for p in batch], device=device)[owner]
     out = lm.model(
@@ -152,19 +208,17 @@ def _score_batch(lm: EvalModel, batch: list[_Prepared], extras: dict[str, torch.
         use_cache=True,
         **select_rows(extras, owner),
     )
-    # index k of `logp` predicts token k of the rest (k = 0 comes from the prefix's last position)
-    logp = torch.cat([last[owner, None], torch.log_softmax(out.logits.float(), dim=-1)], dim=1)
-    return _gather(batch, logp, device)
+    return torch.log_softmax(out.logits.float(), dim=-1)
 
 
-def _gather(batch: list[_Prepared], logp: torch.Tensor, device: torch.device) -> list[list[OptionScore]]:
+def _gather(batch: list[_Prepared], logp: Sequence[torch.Tensor], device: torch.device) -> list[list[OptionScore]]:
     """Per option row of `logp` (index k predicts token k of the row's rest): summed log-prob and greedy flag."""
     scores, row = [], 0
     for p in batch:
         per_option = []
         for rest, n in zip(p.rests, p.n_scored, strict=True):
             target = torch.tensor(rest[len(rest) - n :], device=device)
-            dist = logp[row, len(rest) - n : len(rest)]
+            dist = logp[row][len(rest) - n : len(rest)]
             per_option.append(
                 OptionScore(float(dist.gather(1, target[:, None]).sum()), bool((dist.argmax(-1) == target).all()))
             )
@@ -178,11 +232,11 @@ def score_continuations(
 ) -> tuple[list[list[OptionScore]], int]:
     """Log-likelihood of every continuation of every item, and how many items were left-truncated.
 
-    Items are run longest first in batches of `batch_size` items (each with all its options), so padding stays
-    small; results come back in the order of `items`.
+    Items are run longest prompt first (then longest option) in batches of `batch_size` items (each with all its
+    options), so padding stays small; results come back in the order of `items`.
     """
     prepared = [p for i, item in enumerate(items) for p in _prepare(lm, i, item, share_prefix)]
-    order = sorted(range(len(prepared)), key=lambda k: -len(prepared[k].prefix))
+    order = sorted(range(len(prepared)), key=lambda k: (-len(prepared[k].prefix), -max(map(len, prepared[k].rests))))
     results: list[list[OptionScore]] = [[] for _ in items]
     pieces: dict[int, list[OptionScore]] = {}
     for start in tqdm(
