@@ -12,13 +12,14 @@ from rich.console import Console
 from rich.table import Table
 
 from trex.config import TRexConfig
+from trex.errors import EXIT_USER_ERROR, UserError, check_range, cli_command
 from trex.eval.cli import eval_command
 from trex.intuition.cli import app as intuition_app
 from trex.methods import METHODS
 
 app = typer.Typer(help="T-REX: mixture of rank-one experts with semantic intuition.", no_args_is_help=True)
 app.add_typer(intuition_app, name="intuition")
-app.command("eval")(eval_command)
+app.command("eval")(cli_command(eval_command))
 console = Console()
 
 
@@ -30,6 +31,7 @@ def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at
 
 
 @app.command()
+@cli_command
 def params(
     model_config: Annotated[Path, typer.Argument(help="A transformers config.json (or a model folder holding one).")],
     method: Annotated[
@@ -44,15 +46,14 @@ def params(
     from trex.methods import get_method
     from trex.params import count_added_parameters, load_model_config
 
-    try:
-        config = load_model_config(model_config)
-        configs = []
-        for name in method or list(METHODS):
-            config_class = get_method(name).config_class
-            configs.append(config_class(r_a=r_a, r_b=r_b, mode=mode) if config_class is TRexConfig else config_class())
-        counts = count_added_parameters(config, configs, tuple(lora_rank))
-    except (FileNotFoundError, ValueError) as err:
-        raise typer.BadParameter(str(err)) from err
+    for rank in lora_rank:
+        check_range("--lora-rank", rank, 1)
+    config = load_model_config(model_config)
+    configs = []
+    for name in method or list(METHODS):
+        config_class = get_method(name).config_class
+        configs.append(config_class(r_a=r_a, r_b=r_b, mode=mode) if config_class is TRexConfig else config_class())
+    counts = count_added_parameters(config, configs, tuple(lora_rank))
     table = Table(title=f"Added parameters for {model_config} ({counts[0].base:,d} base parameters)")
     for column in ("method", "added trainable", "added / base", "added / (base + added) (papers' #ATP)"):
         table.add_column(column, justify="left" if column == "method" else "right")
@@ -62,6 +63,7 @@ def params(
 
 
 @app.command(context_settings={"allow_extra_args": False})
+@cli_command
 def train(
     recipe: Annotated[Path, typer.Argument(help="A YAML recipe (see configs/).")],
     overrides: Annotated[
@@ -70,16 +72,10 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue from the newest complete checkpoint.")] = False,
 ) -> None:
     """Train an adapter (adapter.method: trex, mor1e, lora, molora, sira) on a multitask mixture and save it."""
-    from trex.data import DataError
     from trex.train.recipe import load_recipe
     from trex.train.run import run_training
 
-    try:
-        parsed = load_recipe(recipe, overrides)
-        result = run_training(parsed, resume=resume)
-    except (FileNotFoundError, ValueError, DataError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from err
+    result = run_training(load_recipe(recipe, overrides), resume=resume)
     if os.environ.get("RANK", "0") == "0":
         console.print(
             f"trained {result.steps} steps (mean loss {result.train_loss:.4f}); adapter: {result.adapter_dir}"
@@ -87,6 +83,7 @@ def train(
 
 
 @app.command()
+@cli_command
 def compare(
     config: Annotated[Path, typer.Argument(help="A comparison config (see configs/compare/).")],
     overrides: Annotated[
@@ -106,42 +103,39 @@ def compare(
 ) -> None:
     """Train and evaluate every method and seed of a comparison; re-run to continue where the last sitting stopped."""
     from trex.compare import load_compare_config, run_comparison, status_rows
-    from trex.data import DataError
 
+    parsed = load_compare_config(config, overrides)
+    if report:
+        from trex.compare.report import default_figures_dir, write_report
+
+        if figures:
+            from trex.compare.analyze import analyze_comparison
+
+            for folder in analyze_comparison(parsed, default_figures_dir(output)):
+                console.print(f"figures: {folder}")
+        console.print(f"report: {write_report(parsed, config, output)}")
+        return
+    if status:
+        rows, projected = status_rows(parsed)
+        table = Table(title=f"{config} -> {parsed.output_dir}")
+        for column in ("step", "state", "wall"):
+            table.add_column(column)
+        for label, state, wall in rows:
+            table.add_row(label, state, "" if wall is None else f"{wall / 60:.1f} min")
+        console.print(table)
+        left = sum(1 for _, state, _ in rows if state != "done")
+        eta = "unknown until a step of each kind has finished" if projected is None else f"{projected / 3600:.1f} h"
+        console.print(f"{len(rows) - left} of {len(rows)} steps done; projected time for the rest: {eta}")
+        return
     try:
-        parsed = load_compare_config(config, overrides)
-        if report:
-            from trex.compare.report import default_figures_dir, write_report
-
-            if figures:
-                from trex.compare.analyze import analyze_comparison
-
-                for folder in analyze_comparison(parsed, default_figures_dir(output)):
-                    console.print(f"figures: {folder}")
-            console.print(f"report: {write_report(parsed, config, output)}")
-            return
-        if status:
-            rows, projected = status_rows(parsed)
-            table = Table(title=f"{config} -> {parsed.output_dir}")
-            for column in ("step", "state", "wall"):
-                table.add_column(column)
-            for label, state, wall in rows:
-                table.add_row(label, state, "" if wall is None else f"{wall / 60:.1f} min")
-            console.print(table)
-            left = sum(1 for _, state, _ in rows if state != "done")
-            eta = (
-                "unknown until a step of each kind has finished" if projected is None else f"{projected / 3600:.1f} h"
-            )
-            console.print(f"{len(rows) - left} of {len(rows)} steps done; projected time for the rest: {eta}")
-            return
         done = run_comparison(parsed, only)
-    except (FileNotFoundError, ValueError, RuntimeError, DataError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from err
+    except RuntimeError as err:  # another sitting holds a step's lock
+        raise UserError(str(err)) from err
     console.print(f"{len(done)} steps done in this sitting; `trex compare {config} --status` shows the rest")
 
 
 @app.command()
+@cli_command
 def analyze(
     run_dir: Annotated[Path, typer.Argument(help="A trained run folder (recipe.yaml, metrics.jsonl, adapter/).")],
     output: Annotated[Path | None, typer.Option(help="Figure folder (default: RUN_DIR/figures).")] = None,
@@ -149,13 +143,9 @@ def analyze(
 ) -> None:
     """PNG figures of a run: loss, gates per layer, mean routing matrix per task, router convergence (CPU)."""
     from trex.compare.analyze import analyze as run_analysis
-    from trex.data import DataError
 
-    try:
-        folder = run_analysis(run_dir, output, per_task)
-    except (FileNotFoundError, ValueError, DataError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from err
+    check_range("--per-task", per_task, 1)
+    folder = run_analysis(run_dir, output, per_task)
     console.print(f"figures in {folder}: {', '.join(sorted(p.name for p in folder.glob('*.png')))}")
     notes = (folder / "NOTES.md").read_text(encoding="utf-8").strip()
     if notes:
@@ -163,6 +153,7 @@ def analyze(
 
 
 @app.command()
+@cli_command
 def quickstart(
     output_dir: Annotated[Path, typer.Option(help="Run folder (re-running continues or reuses it).")] = Path(
         "runs/quickstart"
@@ -174,13 +165,74 @@ def quickstart(
     ] = "trex",
 ) -> None:
     """Train T-REX (or --method) on SmolLM2-135M with the shipped subset (CPU, offline); evaluate it and the base."""
-    from trex.quickstart import CONFIGS, cpu_recipe
+    from trex.quickstart import check_method
     from trex.quickstart import quickstart as run_quickstart
 
-    if not cpu_recipe(method).is_file():
-        known = sorted(p.name.removesuffix("-smollm2-135m-cpu.yaml") for p in CONFIGS.glob("*-smollm2-135m-cpu.yaml"))
-        raise typer.BadParameter(f"no CPU recipe for method {method!r}; known: {', '.join(known)}")
+    check_range("--eval-limit", eval_limit, 1)
+    check_method(method)
     run_quickstart(output_dir, eval_limit, method)
+
+
+configs_app = typer.Typer(
+    help="The recipes and configs shipped with trex: list, show, copy (then edit and `trex train` the copy).",
+    no_args_is_help=True,
+)
+app.add_typer(configs_app, name="configs")
+
+
+@configs_app.command("list")
+@cli_command
+def configs_list() -> None:
+    """Every shipped recipe, comparison, accelerate and model config, with what it is for."""
+    from trex.configs import config_path, first_line_comment, list_configs
+
+    for name in list_configs():
+        note = first_line_comment(config_path(name))
+        typer.echo(f"{name}  {note}" if note else name)
+
+
+@configs_app.command("show")
+@cli_command
+def configs_show(
+    name: Annotated[str, typer.Argument(help="A name from `trex configs list` (.yaml optional).")],
+) -> None:
+    """Print a shipped config."""
+    from trex.configs import config_path
+
+    typer.echo(config_path(name).read_text(encoding="utf-8"), nl=False)
+
+
+@configs_app.command("copy")
+@cli_command
+def configs_copy(
+    name: Annotated[str, typer.Argument(help="A name from `trex configs list` (.yaml optional).")],
+    destination: Annotated[Path, typer.Argument(help="A file, or an existing folder to copy into.")] = Path("."),
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+) -> None:
+    """Copy a shipped config, to edit it and run it with `trex train` / `trex compare`."""
+    from trex.configs import copy_config
+
+    typer.echo(f"wrote {copy_config(name, destination, overwrite)}")
+
+
+@app.command(
+    "lm-eval",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+@cli_command
+def lm_eval(ctx: typer.Context) -> None:
+    """lm-evaluation-harness's own command line with `--model trex` registered; every argument is passed through,
+    e.g. `trex lm-eval --model trex --model_args pretrained=smollm2-135m,adapter=DIR --tasks copa`."""
+    try:
+        from trex.eval.lm_eval_model import main as lm_eval_main
+    except ImportError as err:
+        raise UserError(f"trex lm-eval needs lm-eval: pip install 'trex[eval]' ({err})") from err
+    try:
+        lm_eval_main(list(ctx.args))
+    except SystemExit as done:  # lm-eval's argparse exits for --help and bad arguments: keep its code
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else EXIT_USER_ERROR)
+        raise typer.Exit(code) from None
 
 
 def main() -> None:

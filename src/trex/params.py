@@ -15,6 +15,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
 from trex.config import TRexConfig
+from trex.errors import one_line, shorten
 from trex.methods import METHODS, build_adapter_model
 from trex.methods.config import AdapterConfig
 from trex.methods.lora import LoraMethodConfig
@@ -65,7 +66,10 @@ def load_model_config(path: str | Path) -> PretrainedConfig:
     model_type = data.pop("model_type", None) if isinstance(data, dict) else None
     if not model_type:
         raise ValueError(f"{file} has no 'model_type' field, so it is not a transformers model config")
-    return AutoConfig.for_model(model_type, **data)
+    try:
+        return AutoConfig.for_model(model_type, **data)
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{file}: not a config transformers can read ({shorten(one_line(str(err)))})") from err
 
 
 def meta_model(config: PretrainedConfig) -> PreTrainedModel:

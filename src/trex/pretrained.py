@@ -25,6 +25,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from trex.errors import UserError, one_line, shorten
 from trex.io import make_temp_dir, set_default_modes
 
 logger = logging.getLogger(__name__)
@@ -136,8 +137,17 @@ def load_base_model(
         model, tokenizer = tiny_random_llama()
         return model.to(dtype), tokenizer
     path = resolve_model_path(name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
+    local = Path(path)
+    if not local.exists() and (local.is_absolute() or path.startswith(".") or path.count("/") > 1):
+        raise UserError(f"model folder {path} does not exist")
+    if local.exists() and not local.is_dir():
+        raise UserError(f"model {path} is a file; give the folder holding config.json and the weights")
+    try:  # whatever transformers or the hub raise here is about the model named by the user
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
+    except Exception as err:
+        message = shorten(one_line(str(err))) or type(err).__name__
+        raise UserError(f"cannot load the model {name_or_path!r}: {message}") from err
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer

@@ -1,8 +1,8 @@
 """``trex quickstart``: the whole method on a laptop CPU, offline, from the data subset shipped in the package.
 
 1. fit the intuition bank on the training mixture and train T-REX (or ``--method NAME``) on SmolLM2-135M-Instruct
-   with the method's CPU recipe (``configs/<method>-smollm2-135m-cpu.yaml``, fewer instances per task so the whole
-   job stays under 20 minutes);
+   with the method's CPU recipe (shipped in the package: ``trex configs show <method>-smollm2-135m-cpu``), with
+   fewer instances per task so the whole job stays under 20 minutes;
 2. evaluate the base model and the trained adapter on the paper's 14 tasks (the first ``eval_limit`` instances
    of each shipped evaluation split), by 1-token generation (the paper's scoring) and by option log-likelihood;
 3. print both as the paper's Table 1 and write them to ``<output_dir>/quickstart.md``.
@@ -16,19 +16,27 @@ from pathlib import Path
 
 from rich.console import Console
 
+from trex.configs import CONFIGS
+from trex.errors import UserError
 from trex.eval import evaluate, load_eval_model, table1
 from trex.params import describe
 from trex.pretrained import DEFAULT_MODEL
 from trex.train.recipe import load_recipe
 from trex.train.run import run_training
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 QUICKSTART_OVERRIDES = ["data.max_per_task=16"]  # 18 tasks x 16 = 288 instances: ~5 minutes on 2 cores
 SCORINGS = ("generate", "loglik")
 
 
 def cpu_recipe(method: str) -> Path:
     return CONFIGS / f"{method}-smollm2-135m-cpu.yaml"
+
+
+def check_method(method: str) -> None:
+    """A method with a shipped CPU recipe, checked before any work starts."""
+    if not cpu_recipe(method).is_file():
+        known = sorted(p.name.removesuffix("-smollm2-135m-cpu.yaml") for p in CONFIGS.glob("*-smollm2-135m-cpu.yaml"))
+        raise UserError(f"--method: no CPU recipe for method {method!r}; known: {', '.join(known)}")
 
 
 def train_or_reuse(output_dir: Path, method: str, console: Console) -> Path:
@@ -39,7 +47,7 @@ def train_or_reuse(output_dir: Path, method: str, console: Console) -> Path:
         return adapter_dir
     recipe_path = cpu_recipe(method)
     if not recipe_path.is_file():
-        raise FileNotFoundError(f"the quickstart recipe {recipe_path} is missing: run trex from a clone of the repo")
+        raise FileNotFoundError(f"the quickstart recipe {recipe_path} is missing: reinstall trex")
     recipe = load_recipe(recipe_path, [f"output_dir={output_dir}", *QUICKSTART_OVERRIDES])
     return run_training(recipe, resume=output_dir.exists()).adapter_dir
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import typer
 from trex_testing import tiny_llama
 
 from trex.eval import EvalError, EvalModel, evaluate, resolve_tasks, runner, table1
@@ -160,7 +159,7 @@ def test_cli_command(lm, tmp_path, monkeypatch) -> None:
                           model="tiny", adapter=None, data_root=None, chat_template=True, max_length=None,
                           dump_requests=None, metric="acc_norm", resume=False)  # fmt: skip
     assert json.loads((tmp_path / "results.json").read_text())["table_metric"] == "acc_norm"
-    with pytest.raises(typer.BadParameter, match="did you mean"):
+    with pytest.raises(EvalError, match="did you mean"):
         eval_cli.eval_command(task=["copaa"], output=tmp_path)
 
 

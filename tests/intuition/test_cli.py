@@ -48,14 +48,14 @@ def test_fit_command_reports_missing_embedder_folder(tmp_path: Path) -> None:
     paths = write_tasks(tmp_path)
     missing = tmp_path / "no-model"
     result = runner.invoke(app, ["fit", *map(str, paths), "--out", str(tmp_path / "bank"), "--embedder", str(missing)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "embedder folder not found" in result.output
     assert not (tmp_path / "bank").exists()
 
 
 def test_show_reports_missing_bank(tmp_path: Path) -> None:
     result = runner.invoke(app, ["show", str(tmp_path / "nothing")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "not an intuition bank" in result.output
 
 
@@ -90,11 +90,11 @@ def test_fit_refuses_to_replace_a_users_folder_or_file(tmp_path: Path, fake_cli_
     (folder / "thesis.tex").write_bytes(b"\x00ten years of work\n")
     file.write_bytes(b"keep me\r\n")
     result = runner.invoke(app, fit_args(paths, folder))
-    assert result.exit_code == 1 and "is not an intuition bank written by trex" in result.output
+    assert result.exit_code == 2 and "is not an intuition bank written by trex" in result.output
     assert "--overwrite" in result.output
     for extra in ([], ["--overwrite"]):
         result = runner.invoke(app, fit_args(paths, file, *extra))
-        assert result.exit_code == 1 and "exists and is not a folder" in result.output
+        assert result.exit_code == 2 and "exists and is not a folder" in result.output
     assert [p.name for p in folder.iterdir()] == ["thesis.tex"]
     assert (folder / "thesis.tex").read_bytes() == b"\x00ten years of work\n"
     assert file.read_bytes() == b"keep me\r\n"

@@ -10,12 +10,32 @@ import typer
 from rich.console import Console
 from rich.markdown import Markdown
 
-from trex.data import DataError
+from trex.errors import check_range
 from trex.eval.errors import EvalError
 from trex.pretrained import DEFAULT_MODEL
 
 console = Console()
 logger = logging.getLogger(__name__)
+
+
+def check_eval_options(
+    limit: int | None, batch_size: int, max_length: int | None, scoring: str, fmt: str | None, split: str,
+    bbh_form: str | None, metric: str,
+) -> None:  # fmt: skip
+    """The options that need no model or data, checked before anything loads (the rest: `evaluate`)."""
+    from trex.data.registry import EVAL_SPLITS
+    from trex.data.templates import BBH_FORMS, FORMATS
+    from trex.eval.scoring import SCORINGS
+
+    check_range("--limit", limit, 1)
+    check_range("--batch-size", batch_size, 1, allow_none=False)
+    check_range("--max-length", max_length, 1)
+    for option, value, known in (
+        ("--scoring", scoring, SCORINGS), ("--format", fmt, FORMATS), ("--split", split, EVAL_SPLITS),
+        ("--bbh-form", bbh_form, BBH_FORMS), ("--metric", metric, ("acc", "acc_norm")),
+    ):  # fmt: skip
+        if value is not None and value not in known:
+            raise EvalError(f"{option}: unknown value {value!r}; expected one of {', '.join(known)}")
 
 
 def eval_command(
@@ -103,24 +123,22 @@ def eval_command(
     from trex.eval.loading import load_eval_model
     from trex.eval.runner import evaluate, resolve_tasks
 
-    try:
-        tasks = resolve_tasks(task)
-        lm = load_eval_model(
-            model, adapter, chat_template=chat_template, max_length=max_length, chat_format=chat_format
-        )
-        run = evaluate(
-            lm, tasks, scoring=scoring, fmt=fmt, limit=limit, batch_size=batch_size, data_root=data_root,
-            output_dir=output, dump_requests=dump_requests, metric=metric, resume=resume, overwrite=overwrite,
-            split=split, bbh_form=bbh_form, map_yes_no=map_yes_no,
-        )  # fmt: skip
-    except (EvalError, DataError) as err:
-        raise typer.BadParameter(str(err)) from err
+    # Errors become one line in trex.errors.cli_command (registered by trex.cli); options are checked before
+    # the model loads.
+    check_eval_options(limit, batch_size, max_length, scoring, fmt, split, bbh_form, metric)
+    tasks = resolve_tasks(task)
+    lm = load_eval_model(model, adapter, chat_template=chat_template, max_length=max_length, chat_format=chat_format)
+    run = evaluate(
+        lm, tasks, scoring=scoring, fmt=fmt, limit=limit, batch_size=batch_size, data_root=data_root,
+        output_dir=output, dump_requests=dump_requests, metric=metric, resume=resume, overwrite=overwrite,
+        split=split, bbh_form=bbh_form, map_yes_no=map_yes_no,
+    )  # fmt: skip
     console.print(Markdown(run.markdown(metric)))
     console.print(
         f"{sum(r.n for r in run.results.values())} instances in {run.wall_s:.1f} s "
         f"({run.instances_per_s:.2f} instances/s while scoring); results in {output}"
     )
     if run.failed:
-        for name, message in run.failed.items():
-            console.print(f"[red]{name} failed:[/red] {message}")
+        for name, message in run.failed.items():  # one line each, never wrapped (trex.errors)
+            typer.echo(typer.style(f"{name} failed:", fg="red") + f" {message}", err=True)
         raise typer.Exit(code=1)

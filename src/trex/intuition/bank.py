@@ -24,6 +24,7 @@ from typing import Any, Literal
 import torch
 from safetensors.torch import load_file
 
+from trex.errors import reading
 from trex.intuition.cache import CachedEmbedder
 from trex.intuition.embedder import DEFAULT_EMBEDDER_ID, Embedder, SentenceTransformerEmbedder, embedder_id_for
 from trex.intuition.kmeans import DEFAULT_N_ITER, Backend, assign, normalize_rows, spherical_kmeans
@@ -217,30 +218,33 @@ class IntuitionBank:
         for name in (METADATA_FILE, TENSORS_FILE):
             if not (folder / name).is_file():
                 raise FileNotFoundError(f"not an intuition bank: {folder / name} is missing")
-        meta = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{folder}: unsupported bank format_version {meta.get('format_version')!r}")
-        tensors = load_file(str(folder / TENSORS_FILE))
-        centroids = tensors["centroids"]
-        if tuple(centroids.shape) != (meta["n_clusters"], meta["dim"]):
-            raise ValueError(
-                f"{folder}: centroids have shape {tuple(centroids.shape)} but the metadata says "
-                f"{meta['n_clusters']} clusters of dimension {meta['dim']}"
+        with reading(folder / METADATA_FILE, "bank metadata"):
+            meta = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
+            if meta.get("format_version") != FORMAT_VERSION:
+                raise ValueError(f"{folder}: unsupported bank format_version {meta.get('format_version')!r}")
+        with reading(folder / TENSORS_FILE, "bank tensors"):
+            tensors = load_file(str(folder / TENSORS_FILE))
+            centroids, raw_centroids = tensors["centroids"], tensors["raw_centroids"]
+        with reading(folder / METADATA_FILE, "bank metadata"):
+            if tuple(centroids.shape) != (meta["n_clusters"], meta["dim"]):
+                raise ValueError(
+                    f"centroids have shape {tuple(centroids.shape)} but the metadata says "
+                    f"{meta['n_clusters']} clusters of dimension {meta['dim']}"
+                )
+            return cls(
+                centroids=centroids,
+                raw_centroids=raw_centroids,
+                embedder_id=meta["embedder_id"],
+                seed=meta["seed"],
+                inertia=meta["inertia"],
+                cluster_sizes=list(meta["cluster_sizes"]),
+                scoring=meta["scoring"],
+                backend=meta["backend"],
+                embedder_config=meta["embedder_config"],
+                clusters=[ClusterInfo(**c) for c in meta["clusters"]],
+                familiarity_quantiles=dict(meta["familiarity_quantiles"]),
+                embedder=embedder,
             )
-        return cls(
-            centroids=centroids,
-            raw_centroids=tensors["raw_centroids"],
-            embedder_id=meta["embedder_id"],
-            seed=meta["seed"],
-            inertia=meta["inertia"],
-            cluster_sizes=list(meta["cluster_sizes"]),
-            scoring=meta["scoring"],
-            backend=meta["backend"],
-            embedder_config=meta["embedder_config"],
-            clusters=[ClusterInfo(**c) for c in meta["clusters"]],
-            familiarity_quantiles=dict(meta["familiarity_quantiles"]),
-            embedder=embedder,
-        )
 
 
 def check_replaceable(target: Path, overwrite: bool) -> None:
@@ -285,6 +289,11 @@ def validate_texts(texts: Sequence[str], n_clusters: int) -> None:
     n = len(texts)
     if n == 0:
         raise ValueError("no texts to cluster: the input is empty")
+    if isinstance(n_clusters, bool) or not isinstance(n_clusters, int) or n_clusters < 1:
+        raise ValueError(f"n_clusters must be an integer >= 1, got {n_clusters!r}")
+    empty = next((i for i, text in enumerate(texts) if not text.strip()), None)
+    if empty is not None:
+        raise ValueError(f"text {empty} is empty; every instance needs a prompt to embed")
     if n < n_clusters:
         raise ValueError(f"fewer instances ({n}) than clusters ({n_clusters})")
     distinct = len(set(texts))

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from trex.errors import UserError, check_range, cli_command
 from trex.intuition.bank import IntuitionBank, check_replaceable, fit_intuition_bank
 from trex.intuition.embedder import SentenceTransformerEmbedder
 from trex.intuition.inputs import read_jsonl_texts, sample_task_texts
@@ -49,6 +50,7 @@ def read_prompts(
 
 
 @app.command()
+@cli_command
 def fit(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Bank folder to write; an existing bank there is replaced.")
@@ -96,21 +98,26 @@ def fit(
     ] = False,
 ) -> None:
     """Embed training prompts (JSONL files or registry tasks), cluster them and save an intuition bank."""
-    try:
-        check_replaceable(out, overwrite)  # before minutes of embedding, not after
-        texts, labels = read_prompts(inputs, task, text_field, label_field, data_root, cap, seed)
-        model = SentenceTransformerEmbedder(
-            embedder, prefix=prefix, batch_size=batch_size, trust_remote_code=trust_remote_code,
-            max_seq_length=max_seq_length,
-        )  # fmt: skip
-        bank = fit_intuition_bank(
-            texts, n_clusters, embedder=model, seed=seed, backend=backend, cache_dir=cache_dir, labels=labels,
-            scoring=scoring, max_points=max_points, n_iter=n_iter,
-        )  # fmt: skip
-        bank.save(out, overwrite=overwrite)
-    except (ValueError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(1) from err
+    for option, value in (("--n-clusters", n_clusters), ("--batch-size", batch_size), ("--n-iter", n_iter)):
+        check_range(option, value, 1, allow_none=False)
+    for option, value in (("--cap", cap), ("--max-points", max_points), ("--max-seq-length", max_seq_length)):
+        check_range(option, value, 1)
+    for option, value, known in (
+        ("--backend", backend, ("auto", "faiss", "torch", "sklearn")), ("--scoring", scoring, ("cosine", "dot")),
+    ):  # fmt: skip
+        if value not in known:
+            raise UserError(f"{option}: unknown value {value!r}; expected one of {', '.join(known)}")
+    check_replaceable(out, overwrite)  # before minutes of embedding, not after
+    texts, labels = read_prompts(inputs, task, text_field, label_field, data_root, cap, seed)
+    model = SentenceTransformerEmbedder(
+        embedder, prefix=prefix, batch_size=batch_size, trust_remote_code=trust_remote_code,
+        max_seq_length=max_seq_length,
+    )  # fmt: skip
+    bank = fit_intuition_bank(
+        texts, n_clusters, embedder=model, seed=seed, backend=backend, cache_dir=cache_dir, labels=labels,
+        scoring=scoring, max_points=max_points, n_iter=n_iter,
+    )  # fmt: skip
+    bank.save(out, overwrite=overwrite)
     console.print(
         f"saved {bank.n_clusters} clusters ({bank.dim}-d, {bank.embedder_id}, {bank.backend}) to {out}; "
         f"inertia {bank.inertia:.2f}"
@@ -118,6 +125,7 @@ def fit(
 
 
 @app.command()
+@cli_command
 def show(
     bank_dir: Annotated[Path, typer.Argument(help="Bank folder written by `fit`.")],
     examples: Annotated[int, typer.Option(help="Example instances shown per cluster.")] = 3,
@@ -125,11 +133,10 @@ def show(
     top_labels: Annotated[int, typer.Option(help="Tasks listed per cluster.")] = 4,
 ) -> None:
     """Print cluster sizes, the tasks each cluster draws from and example instances."""
-    try:
-        bank = IntuitionBank.load(bank_dir)
-    except (ValueError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(1) from err
+    check_range("--examples", examples, 0, allow_none=False)
+    check_range("--max-chars", max_chars, 2, allow_none=False)
+    check_range("--top-labels", top_labels, 0, allow_none=False)
+    bank = IntuitionBank.load(bank_dir)
     quantiles = ", ".join(f"{k}={v:.3f}" for k, v in bank.familiarity_quantiles.items())
     console.print(
         f"[bold]{bank_dir}[/bold]: {bank.n_clusters} clusters, dim {bank.dim}, embedder {bank.embedder_id}, "

@@ -45,6 +45,8 @@ def _string_field(record: dict, field: str, where: str) -> str:
     value = record[field]
     if not isinstance(value, str):
         raise ValueError(f"{where}: field {field!r} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"{where}: field {field!r} is empty (an instance needs a prompt to embed)")
     return value
 
 

@@ -22,6 +22,17 @@ from trex.methods import get_method
 from trex.methods.config import AdapterConfig
 
 
+def _at_least(section: Any, minimum: float, *names: str, exclusive: bool = False) -> None:
+    """Range checks of a section's numeric keys (None passes: it means 'no cap'), before any work starts."""
+    for name in names:
+        value = getattr(section, name)
+        if value is None:
+            continue
+        if value < minimum or (exclusive and value == minimum):
+            relation = ">" if exclusive else ">="
+            raise ValueError(f"{name} must be {relation} {minimum}, got {value!r}")
+
+
 @dataclass
 class ModelSection:
     name_or_path: str = field(
@@ -54,6 +65,10 @@ class DataSection:
         metadata={"help": "Replace the tokenizer's chat template by a named one (the authors' Llama-2 format)."},
     )
     seed: int = field(default=0, metadata={"help": "Seed of the mixture sampling."})
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "max_per_task", "max_length")
+        _at_least(self, 0, "temperature", exclusive=True)
 
 
 @dataclass
@@ -92,6 +107,9 @@ class IntuitionSection:
         default=None, metadata={"help": "Embedding cache folder; None: $TREX_CACHE/embeddings."}
     )
 
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "max_seq_length", "batch_size", "max_per_task", "max_points", "n_iter")
+
 
 @dataclass
 class TrainingSection:
@@ -122,6 +140,14 @@ class TrainingSection:
     routing_probe_steps: int = field(
         default=10, metadata={"help": "Log routing statistics every N optimizer steps (and at step 1)."}
     )
+
+    def __post_init__(self) -> None:
+        _at_least(self, 0, "learning_rate", "num_train_epochs", exclusive=True)
+        _at_least(self, 0, "warmup_steps", "weight_decay", "max_grad_norm")
+        _at_least(self, 1, "global_batch_size", "per_device_batch_size", "logging_steps", "save_steps")
+        _at_least(self, 1, "save_total_limit", "routing_probe_size", "routing_probe_steps")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ValueError(f"max_steps must be >= 1, or -1 for num_train_epochs, got {self.max_steps!r}")
 
 
 SECTIONS = {"model": ModelSection, "data": DataSection, "intuition": IntuitionSection, "training": TrainingSection}
