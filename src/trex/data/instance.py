@@ -26,6 +26,8 @@ class TaskInstance:
     passage: str | None = None
     target_text: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    source: str | None = field(default=None, compare=False, repr=False)
+    """Where the instance was read ("file:line"), for messages; not part of the instance's content."""
 
     @property
     def is_free_text(self) -> bool:
@@ -44,7 +46,9 @@ class TaskInstance:
 
     def to_json(self) -> str:
         """One line of the registry's common JSONL format (the format of the shipped subset)."""
-        return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)
+        data = asdict(self)
+        del data["source"]
+        return json.dumps(data, ensure_ascii=False, sort_keys=True)
 
 
 @dataclass(frozen=True)

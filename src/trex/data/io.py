@@ -21,8 +21,12 @@ def _check_exists(path: Path) -> None:
 def read_jsonl(path: Path) -> Iterator[tuple[int, Record]]:
     """Yield (1-based line number, object) for each non-blank line of a JSONL file."""
     _check_exists(path)
-    with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(f"{path}:{line_no}: not UTF-8 text (byte {err.start + 1} of the line)") from None
             if not line.strip():
                 continue
             try:

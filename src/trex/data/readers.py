@@ -45,13 +45,24 @@ def make_instance(
     meta: dict[str, Any] | None = None,
 ) -> TaskInstance:
     """Build an instance after checking what every consumer relies on: a question and a valid label."""
+    if not isinstance(question, str):
+        raise DataError(f"{where}: the question must be text, got {type(question).__name__} {question!r}")
+    if not isinstance(options, list) or not all(isinstance(option, str) for option in options):
+        raise DataError(f"{where}: the options must be a list of strings, got {options!r}")
+    if label is not None and (isinstance(label, bool) or not isinstance(label, int)):
+        raise DataError(f"{where}: field 'label' must be an integer, got {type(label).__name__} {label!r}")
+    if passage is not None and not isinstance(passage, str):
+        raise DataError(f"{where}: the passage must be text, got {type(passage).__name__}")
     if not question.strip():
         raise DataError(f"{where}: empty question")
+    empty = [i for i, option in enumerate(options) if not option.strip()]
+    if empty:
+        raise DataError(f"{where}: option {empty[0]} is empty (every option needs text)")
     if label is not None and not 0 <= label < len(options):
         raise DataError(f"{where}: label {label} is outside the {len(options)} options {options}")
     if not options and target_text is None:
         raise DataError(f"{where}: an instance needs either options or a target text")
-    return TaskInstance(task, uid, question, options, label, passage, target_text, meta or {})
+    return TaskInstance(task, uid, question, options, label, passage, target_text, meta or {}, source=where)
 
 
 def _bool_label(value: Any, where: str) -> int:

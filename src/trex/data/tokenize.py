@@ -111,7 +111,8 @@ def tokenize_for_training(
     empty passage, or has no passage to shorten.
     """
     if not rendered.target:
-        raise DataError(f"{rendered.instance.uid}: no target to train on (label missing)")
+        instance = rendered.instance
+        raise DataError(f"{instance.source or instance.uid}: no target to train on (field 'label' is missing or null)")
     prompt_ids, target_ids = _pieces(rendered, tokenizer, chat_template, add_eos)
     if len(prompt_ids) + len(target_ids) <= max_length:
         return _example(rendered, prompt_ids, target_ids, truncated=False)

@@ -32,7 +32,11 @@ def instance_from_record(record: dict[str, Any], task: str, default_uid: str, wh
     uid = str(record.get("uid") or default_uid)
     meta = record.get("meta") or {}
     passage = record.get("passage")
-    free_text = not record.get("options") and any(k in record for k in ("prompt", "target", "target_text"))
+    free_text = (
+        not record.get("options")
+        and record.get("label") is None
+        and ("prompt" in record or "target" in record or record.get("target_text") is not None)
+    )  # a line with a label is multiple choice: a missing `options` is reported as such
     if free_text:
         question_key = "prompt" if "prompt" in record else "question"
         target_key = "target_text" if "target_text" in record and "target" not in record else "target"
@@ -43,7 +47,7 @@ def instance_from_record(record: dict[str, Any], task: str, default_uid: str, wh
         target = _typed(record, target_key, str, where)
         return make_instance(where, task, uid, question, [], None, passage=passage, target_text=target, meta=meta)
     for name in ("question", "options", "label"):
-        if name not in record:
+        if name not in record or (name != "label" and record[name] is None):
             raise DataError(f"{where}: missing field {name!r} (multiple-choice lines need question, options, label)")
     options = _typed(record, "options", list, where)
     if len(options) < 2 or not all(isinstance(o, str) for o in options):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -217,6 +218,32 @@ def _check_options(
         raise EvalError(f"--limit must be a positive number of instances per task, got {limit}")
 
 
+def _task_requests(
+    task: str, data_root: Path | str | None, limit: int | None, split: str, lm: EvalModel, fmt: str,
+    answer_room: int, form: str,
+) -> tuple[list, Any]:  # fmt: skip
+    """A task's instances and requests. Data errors (trex.errors) are this task's failure, not the run's: readers
+    name the file and line; a wrongly typed field that only fails deeper (a KeyError or TypeError on a record) is
+    turned into a DataError naming the task, so the other tasks still run."""
+    try:
+        instances = load_task(task, "eval", data_root=data_root, limit=limit, eval_split=split)
+        request_set = build_requests(task, instances, fmt, lm.tokenizer, lm.chat_template, lm.context_length,
+                                     answer_room, form)  # fmt: skip
+    except (KeyError, TypeError, AttributeError, IndexError, UnicodeDecodeError) as err:
+        raise DataError(f"{task}: unreadable evaluation data ({type(err).__name__}: {err})") from err
+    return instances, request_set
+
+
+def _check_finite_scores(task: str, rows: Sequence[dict]) -> None:
+    """A NaN or infinite log-likelihood is an error, never an accuracy (argmax over NaN picks option 0)."""
+    bad = [row for row in rows if any(not math.isfinite(x) for x in row.get("scores", ()))]
+    if bad:
+        raise EvalError(
+            f"{task}: the model gave non-finite log-likelihoods for {len(bad)} of {len(rows)} instances (first: "
+            f"{bad[0]['uid']}); check the adapter's weights and inputs"
+        )
+
+
 def evaluate(
     lm: EvalModel,
     tasks: Sequence[str],
@@ -284,9 +311,7 @@ def evaluate(
     for task in progress:
         progress.set_postfix_str(task)
         try:
-            instances = load_task(task, "eval", data_root=data_root, limit=limit, eval_split=split)
-            request_set = build_requests(task, instances, fmt, lm.tokenizer, lm.chat_template, lm.context_length,
-                                         answer_room, form)  # fmt: skip
+            instances, request_set = _task_requests(task, data_root, limit, split, lm, fmt, answer_room, form)
             if dump_requests is not None:
                 write_requests(Path(dump_requests), request_set.requests)
             if task in run.results:  # finished by the run being resumed
@@ -295,6 +320,7 @@ def evaluate(
                 raise EvalError(f"{task}: none of its {len(instances)} instances fits {lm.context_length} tokens")
             result, rows = score_task(lm, request_set, scoring, batch_size, loaded=len(instances),
                                       map_yes_no=map_yes_no)  # fmt: skip
+            _check_finite_scores(task, rows)
         except (DataError, EvalError) as err:
             logger.error("%s failed: %s", task, err)
             run.failed[task] = str(err)
