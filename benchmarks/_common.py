@@ -135,6 +135,6 @@ def write_result(kind: str, record: dict[str, Any], out: Path | None = None, dev
         **record,
     }
     path = directory / f"{kind}-{device.split(':')[0]}-{now:%Y%m%dT%H%M%S}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    path.write_text(json.dumps(record, indent=2, default=str) + "\n")
     print(f"wrote {path}")
     return path

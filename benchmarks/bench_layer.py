@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from _common import interleaved, load_average, summary, write_result
@@ -117,6 +118,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--methods", nargs="+", default=None, help="only these rows (names as printed)")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd T-REX 4x8 and LoRA r=32")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -126,6 +129,8 @@ def main() -> None:
     for d in args.dims:
         tokens = TOKENS.get(d, 1024)
         layers = make_layers(d, dtype)
+        if args.methods:
+            layers = {k: v for k, v in layers.items() if k in {*args.methods, "frozen", "LoRA r=32"}}
         fns = {name: runner(layer, tokens, d, dtype) for name, layer in layers.items()}
         if args.compile:
             for name in ("T-REX 4x8", "LoRA r=32"):
@@ -157,7 +162,8 @@ def main() -> None:
             "load_average_before": load_before,
             "load_average_after": load_average(),
             "rows": rows,
-        },  # fmt: skip
+        },
+        out=args.out,  # fmt: skip
     )
 
 

@@ -1,136 +1,169 @@
-"""Train-step time of T-REX against peft LoRA on the same modules, measured side by side in one process.
+"""Train step (forward, backward, AdamW step) of every registered adapter method, side by side in one process.
 
-    python benchmarks/bench_train_step.py                      # SmolLM2-135M, 4 x 128 tokens, CPU
-    python benchmarks/bench_train_step.py --steps 20 --device cuda
+    python benchmarks/bench_train_step.py                                   # SmolLM2-135M, 4 x 128 tokens
+    python benchmarks/bench_train_step.py --model 1b-shape --layers 2       # TinyLlama-1.1B's shape, random, 2 blocks
+    python benchmarks/bench_train_step.py --device cuda --dtype bfloat16 --compile
 
-Steps of the two adapters are interleaved (A, B, A, B, ...) after a burn-in, so drift in machine load hits both
-alike; the ratio is the number to read. One JSON per run goes to benchmarks/results/.
+Every method of ``trex.methods.METHODS`` with its default config (T-REX 4x8 paper preset, MoR1E, peft LoRA r=32,
+MoLoRA 8x4, SiRA 8x4) plus T-REX 4x8 run op by op (``TRexLinear.fused = False``, the path before the fused one) on
+every nn.Linear but the head, steps interleaved round-robin after a burn-in so drift in machine load hits all alike;
+medians and ratios to LoRA are the numbers to read. Memory: on CUDA the peak allocated per step; on CPU (no
+allocator statistics) the bytes autograd saves for backward in one step (saved_tensors_hooks, unique storages,
+parameters excluded) and the adapter's parameter + gradient + AdamW state bytes.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import json
-import platform
 import statistics
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-import peft
 import torch
-import transformers
-from peft import LoraConfig, get_peft_model
+from _common import interleaved, load_average, summary, sync, write_result
+from transformers import AutoModelForCausalLM
 
-import trex
-from trex import TRexConfig, get_trex_model
-from trex.model import find_target_modules
+from trex.layer import TRexLinear
+from trex.methods import METHODS, build_adapter_model
+from trex.params import load_model_config
 from trex.pretrained import load_base_model
 
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+SHAPES = {"1b-shape": Path(__file__).parents[1] / "configs" / "models" / "tinyllama-1.1b.json"}
 
 
-def make_step(model, batch, device):
+def base_model(name: str, layers: int | None, dtype: torch.dtype):
+    if name in SHAPES:
+        config = load_model_config(SHAPES[name])
+        if layers is not None:
+            config.num_hidden_layers = layers
+        torch.manual_seed(0)
+        return AutoModelForCausalLM.from_config(config, dtype=dtype)
+    model, _ = load_base_model(name, dtype=dtype)
+    if layers is not None:
+        model.model.layers = model.model.layers[:layers]
+        model.config.num_hidden_layers = layers
+    return model
+
+
+def build(base, method: str, fused: bool = True):
+    model = build_adapter_model(copy.deepcopy(base), METHODS[method].config_class())
+    for module in model.modules():
+        if isinstance(module, TRexLinear):
+            module.fused = fused
+    with torch.no_grad():  # B starts at zero: give it values so no product is a special case
+        for param in model.parameters():
+            if param.requires_grad and param.dim() >= 2 and param.abs().sum() == 0:
+                param.normal_(std=0.02)
+    return model.train()
+
+
+def make_step(model, batch):
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
-    def step() -> float:
-        sync(device)
-        start = time.perf_counter()
+    def step() -> None:
         loss = model(**batch).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        sync(device)
-        return time.perf_counter() - start
 
     return step
 
 
+def saved_bytes(model, batch) -> int:
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = model(**batch).loss
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    return sum(storages.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--model", default="smollm2-135m", help="a base model name/path, or 1b-shape")
+    parser.add_argument("--layers", type=int, default=None, help="keep only the first N blocks")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--lora-rank", type=int, default=32)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--compile", action="store_true", help="torch.compile each model (adds '(compiled)' rows)")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    dtype = getattr(torch, args.dtype)
+    load_before = load_average()
+
+    base = base_model(args.model, args.layers, dtype).to(args.device)
     torch.manual_seed(0)
-
-    base, _ = load_base_model(args.model)
-    base.to(args.device).train()
-    config = TRexConfig()
-    targets = find_target_modules(base, config)
     ids = torch.randint(0, base.config.vocab_size, (args.batch, args.seq), device=args.device)
-    intuition = torch.rand(args.batch, config.intuition_width, device=args.device)
+    models = {m: build(base, m) for m in args.methods}
+    if "trex" in models:
+        models["trex (op by op)"] = build(base, "trex", fused=False)
+    batches = {}
+    for name, model in models.items():
+        batch = {"input_ids": ids, "labels": ids}
+        if model.needs_instance_inputs:
+            batch["intuition"] = torch.rand(args.batch, model.adapter_config.prior_width, device=args.device)
+        batches[name] = batch
+    steps = {name: make_step(model, batches[name]) for name, model in models.items()}
+    if args.compile:
+        for name in list(models):
+            compiled = torch.compile(models[name])
+            steps[f"{name} (compiled)"] = make_step(compiled, batches[name])
+    times = interleaved(steps, args.steps, warmup=args.warmup, device=args.device)
 
-    trex_model = get_trex_model(copy.deepcopy(base), config)
-    lora_model = get_peft_model(
-        copy.deepcopy(base), LoraConfig(r=args.lora_rank, lora_alpha=16, target_modules=targets)
-    )
-    steps = {
-        f"T-REX {config.r_a}x{config.r_b}": make_step(
-            trex_model, {"input_ids": ids, "labels": ids, "intuition": intuition}, args.device
-        ),
-        f"LoRA r={args.lora_rank}": make_step(lora_model, {"input_ids": ids, "labels": ids}, args.device),
-    }
-    for _ in range(args.warmup):
-        for step in steps.values():
-            step()
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(args.steps):
-        for name, step in steps.items():
-            times[name].append(step())
-
-    (trex_name, trex_times), (lora_name, lora_times) = times.items()
     tokens = args.batch * args.seq
-    rows = {
-        name: {
-            "median_s": statistics.median(t),
-            "min_s": min(t),
-            "tokens_per_s": tokens / statistics.median(t),
-            "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        }
-        for (name, t), model in zip(times.items(), (trex_model, lora_model), strict=True)
-    }
-    ratio = statistics.median(trex_times) / statistics.median(lora_times)
-    print(f"train step, {args.model}, {args.batch} x {args.seq} tokens, {args.device}, {args.threads} threads")
-    for name, row in rows.items():
+    lora = statistics.median(times["lora"]) if "lora" in times else None
+    lora_c = statistics.median(times["lora (compiled)"]) if "lora (compiled)" in times else None
+    rows = []
+    for name, seconds in times.items():
+        key = name.removesuffix(" (compiled)")
+        model = models[key]
+        median = statistics.median(seconds)
+        reference = lora_c if name.endswith("(compiled)") else lora
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        row = {
+            "method": name, **summary(seconds), "tokens_per_s": tokens / median,
+            "ratio_to_lora": None if reference is None else median / reference,
+            "trainable_params": sum(p.numel() for p in trainable),
+            "adapter_state_bytes": 4 * sum(p.numel() * p.element_size() for p in trainable),
+        }  # fmt: skip
+        if args.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+            steps[name]()
+            sync(args.device)
+            row["peak_allocated_bytes"] = torch.cuda.max_memory_allocated()
+        elif not name.endswith("(compiled)"):
+            row["saved_activation_bytes"] = saved_bytes(model, batches[name])
+        rows.append(row)
+        ratio = "" if row["ratio_to_lora"] is None else f"x{row['ratio_to_lora']:.3f} LoRA"
         print(
-            f"  {name:<14} median {row['median_s'] * 1000:8.1f} ms  min {row['min_s'] * 1000:8.1f} ms  "
-            f"{row['tokens_per_s']:8.0f} tok/s  trainable {row['trainable_params']:,d}"
+            f"{name:24s} median {median * 1e3:8.1f} ms  {row['tokens_per_s']:8.0f} tok/s  {ratio}  "
+            f"saved {row.get('saved_activation_bytes', 0) / 2**20:7.1f} MiB  trainable {row['trainable_params']:,d}"
         )
-    print(f"  ratio {trex_name} / {lora_name}: {ratio:.3f}")
-
-    record = {
-        "benchmark": "train_step",
-        "args": vars(args),
-        "results": rows,
-        "ratio_trex_over_lora": ratio,
-        "versions": {
-            "trex": trex.__version__,
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "peft": peft.__version__,
+    write_result(
+        "train_step",
+        {
+            "config": {**vars(args), "tokens_per_step": tokens, "layers_kept": base.config.num_hidden_layers},
+            "load_average_before": load_before,
+            "load_average_after": load_average(),
+            "rows": rows,
         },
-        "hardware": {
-            "machine": platform.machine(),
-            "processor": platform.processor(),
-            "cpus": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
-        },
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    out = Path(__file__).parent / "results" / f"train_step-{args.device}-{datetime.now():%Y%m%d-%H%M%S}.json"
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {out}")
+        out=args.out,
+        device=args.device,
+    )
 
 
 if __name__ == "__main__":

@@ -51,21 +51,21 @@ class _RankOneMixture(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, weight, B, a, lb, q, r_a, r_b, diagonal):  # noqa: D102
-        h = torch.nn.functional.linear(x, weight)
-        ax, logits = h.split([r_a, weight.shape[0] - r_a], dim=-1)
+    def forward(ctx, x, A, R, B, a, lb, q, r_b, diagonal):  # noqa: D102
+        h = torch.nn.functional.linear(x, torch.cat([A, R]))  # one pass over x for A and the router
+        ax, logits = h.split([A.shape[0], R.shape[0]], dim=-1)
         p = torch.softmax(logits if lb is None else logits + lb, dim=-1)
         g = p * a if q is None else torch.addcmul(q, p, a)
         z = mix_rank_one(ax, g, r_b, diagonal)
-        ctx.save_for_backward(x, weight, B, a, lb, q, p)
-        ctx.shape = (r_a, r_b, diagonal)
+        ctx.save_for_backward(x, A, R, B, a, lb, q, p)  # A, R, B, a are parameters or tiny: x and p are the cost
+        ctx.shape = (r_b, diagonal)
         return torch.nn.functional.linear(z, B)
 
     @staticmethod
     def backward(ctx, dout):  # noqa: D102
-        x, weight, B, a, lb, q, p = ctx.saved_tensors
-        r_a, r_b, diagonal = ctx.shape
-        ax = torch.nn.functional.linear(x, weight[:r_a])
+        x, A, R, B, a, lb, q, p = ctx.saved_tensors
+        r_b, diagonal = ctx.shape
+        ax = torch.nn.functional.linear(x, A)
         g = p * a if q is None else torch.addcmul(q, p, a)
         z = mix_rank_one(ax, g, r_b, diagonal)
         dz = dout.matmul(B)
@@ -73,15 +73,17 @@ class _RankOneMixture(torch.autograd.Function):
         dax, dg = _mix_and_grads(ax, g, dz, r_b, diagonal)
         need = ctx.needs_input_grad
         dgp = dg * p
-        da = dgp.sum().reshape(a.shape) if need[3] else None
-        dq = _sum_to(dg, q, need[5])
+        da = dgp.sum().reshape(a.shape) if need[4] else None
+        dq = _sum_to(dg, q, need[6])
         # softmax backward of dp = a·dg: p ⊙ (dp - Σ dp ⊙ p) = a · (dg ⊙ p - p · Σ dg ⊙ p)
         dlogits = torch.addcmul(dgp, p, dgp.sum(-1, keepdim=True), value=-1.0) * a
-        dlb = _sum_to(dlogits, lb, need[4])
+        dlb = _sum_to(dlogits, lb, need[5])
         dh = torch.cat([dax, dlogits], dim=-1)
-        dx = dh.matmul(weight) if need[0] else None
-        dweight = dh.reshape(-1, dh.shape[-1]).T.matmul(x.reshape(-1, x.shape[-1])) if need[1] else None
-        return dx, dweight, dB, da, dlb, dq, None, None, None
+        dx = dh.matmul(torch.cat([A, R])) if need[0] else None
+        dA = dR = None
+        if need[1] or need[2]:
+            dA, dR = dh.reshape(-1, dh.shape[-1]).T.matmul(x.reshape(-1, x.shape[-1])).split([A.shape[0], R.shape[0]])
+        return dx, dA, dR, dB, da, dlb, dq, None, None
 
 
 def fused_rank_one_mixture(
@@ -98,9 +100,9 @@ def fused_rank_one_mixture(
     """``B · mix_rank_one(A x, scale·softmax(R x + logit_bias) + post_bias)``, the adapter output of a T-REX layer.
 
     Equal to the unfused expression (to rounding; the float64 tests hold it to 1e-12 with gradients) but kept in
-    the autograd graph as one node that saves ``x`` and the K router probabilities per token. ``scale`` is a
-    0-d/1-element tensor (a trainable gate product or a constant); the biases broadcast over the tokens of an
-    instance (the per-instance prior). A, the router and B travel as one concatenated weight through one matmul.
+    the autograd graph as one node that saves ``x`` and the K router probabilities per token (A, the router and B
+    are kept as the parameters themselves). ``scale`` is a 0-d/1-element tensor (a trainable gate product or a
+    constant); the biases broadcast over the tokens of an instance (the per-instance prior). A and the router
+    read x in one matmul over their concatenation.
     """
-    weight = torch.cat([A, router_weight])
-    return _RankOneMixture.apply(x, weight, B, scale, logit_bias, post_bias, A.shape[0], r_b, diagonal)
+    return _RankOneMixture.apply(x, A, router_weight, B, scale, logit_bias, post_bias, r_b, diagonal)
