@@ -1,87 +1,143 @@
-"""Evaluation throughput (instances/s) on SmolLM2-135M: loglik with and without prompt sharing, and generate.
+"""Evaluation throughput (instances/s): trex's loglik scoring against lm-eval's HF backend on the same requests.
 
-    python benchmarks/bench_eval.py                                  # copa piqa siqa hellaswag, 16 each
-    python benchmarks/bench_eval.py --tasks copa boolq --limit 32 --data-root ../shared/data --threads 2
+    python benchmarks/bench_eval.py                                   # copa piqa boolq hellaswag, 24 each, 1 thread
+    python benchmarks/bench_eval.py --previous 6ea75bf --threads 2    # also the loglik.py of an older commit
 
-Requests are built once per task and format; every mode then scores the same requests, interleaved over
---repeats rounds after a burn-in batch, and the median instances/s is the number to read. Modes:
-`loglik-shared` (prompt run once per instance, KV cache repeated over its options: what `trex eval` does),
-`loglik-per-option` (every option pays for its own prompt), `generate` (greedy answer letter, letters only).
+Requests are built once per task in the cloze format (the options are the answer texts: the shape where running
+the prompt once matters) from the data under --data-root, then every mode scores the same (context, option)
+pairs, interleaved over --repeats rounds after a burn-in, and the median instances/s is the number to read:
+
+- ``trex``: ``score_continuations`` (prompt once, KV cache shared by the options, options grouped by length);
+- ``trex per-option``: the same code with every option paying for its own prompt;
+- ``trex previous``: ``src/trex/eval/loglik.py`` as it was at git revision --previous (before this work);
+- ``lm-eval hf``: lm-evaluation-harness' ``HFLM.loglikelihood`` on the same model object and the same strings.
+
+Every mode's option scores are compared to lm-eval's (max absolute difference, nats) and recorded.
 One JSON per run goes to benchmarks/results/ (or --out).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib.util
 import statistics
-import time
-from datetime import UTC, datetime
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import torch
+from _common import interleaved, load_average, summary, write_result
 
 from trex.data import load_task
 from trex.eval import LoglikItem, load_eval_model, score_continuations
-from trex.eval.environment import environment
-from trex.eval.generate import generate_answers
 from trex.eval.requests import build_requests
 
+SHAPES = {"copa": "two-option cloze", "piqa": "two-option cloze", "boolq": "two-option cloze",
+          "hellaswag": "four-option cloze (HellaSwag)"}  # fmt: skip
 
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+
+def previous_loglik(rev: str):
+    """``trex.eval.loglik`` as it was at git revision ``rev``, imported as a separate module."""
+    root = Path(__file__).parents[1]
+    source = subprocess.run(
+        ["git", "show", f"{rev}:src/trex/eval/loglik.py"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout
+    path = Path(tempfile.mkdtemp()) / "loglik_previous.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("loglik_previous", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["loglik_previous"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def lm_eval_scorer(lm, batch_size: int):
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    hf = HFLM(pretrained=lm.model, tokenizer=lm.tokenizer, batch_size=batch_size, max_length=lm.context_length)
+
+    def score(items: list[LoglikItem]) -> list[list[float]]:
+        requests = [
+            Instance(request_type="loglikelihood", doc={}, arguments=(item.context, option), idx=j)
+            for item in items
+            for j, option in enumerate(item.continuations)
+        ]
+        flat = iter(hf.loglikelihood(requests, disable_tqdm=True))
+        return [[next(flat)[0] for _ in item.continuations] for item in items]
+
+    return score
+
+
+def trex_scorer(lm, batch_size: int, share_prefix: bool = True, module=None):
+    fn = score_continuations if module is None else module.score_continuations
+
+    def score(items: list[LoglikItem]) -> list[list[float]]:
+        scores, _ = fn(lm, items, batch_size, share_prefix=share_prefix)
+        return [[s.logprob for s in per_item] for per_item in scores]
+
+    return score
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--tasks", nargs="+", default=["copa", "piqa", "siqa", "hellaswag"])
-    parser.add_argument("--limit", type=int, default=16)
+    parser.add_argument("--tasks", nargs="+", default=list(SHAPES))
+    parser.add_argument("--limit", type=int, default=24)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--data-root", default=str(Path(__file__).parents[2] / "shared" / "data"))
+    parser.add_argument("--previous", default=None, help="git revision whose loglik.py to time as well")
+    parser.add_argument("--no-lm-eval", action="store_true")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    load_before = load_average()
 
     lm = load_eval_model(args.model)
+    scorers = {"trex": trex_scorer(lm, args.batch_size), "trex per-option": trex_scorer(lm, args.batch_size, False)}
+    if args.previous:
+        scorers["trex previous"] = trex_scorer(lm, args.batch_size, module=previous_loglik(args.previous))
+    if not args.no_lm_eval:
+        scorers["lm-eval hf"] = lm_eval_scorer(lm, args.batch_size)
     rows = []
-    for fmt in ("letters", "cloze"):
-        requests = [
-            r
-            for task in args.tasks
-            for r in build_requests(task, load_task(task, "eval", args.data_root, args.limit), fmt, lm.tokenizer,
-                                    lm.chat_template, lm.context_length).requests
-        ]  # fmt: skip
+    for task in args.tasks:
+        requests = build_requests(
+            task, load_task(task, "eval", args.data_root, args.limit), "cloze", lm.tokenizer, lm.chat_template,
+            lm.context_length,
+        ).requests  # fmt: skip
         items = [LoglikItem(r.prompt, r.options, r.intuition_text) for r in requests]
-        modes = {
-            "loglik-shared": lambda items=items: score_continuations(lm, items, args.batch_size, share_prefix=True),
-            "loglik-per-option": lambda items=items: score_continuations(lm, items, args.batch_size, False),
-        }
-        if fmt == "letters":
-            modes["generate"] = lambda requests=requests: generate_answers(lm, requests, args.batch_size)
-        score_continuations(lm, items[: args.batch_size], args.batch_size)  # burn-in
-        times: dict[str, list[float]] = {mode: [] for mode in modes}
-        for _ in range(args.repeats):
-            for mode, fn in modes.items():
-                times[mode].append(_timed(fn))
-        for mode, seconds in times.items():
+        scores = {name: fn(items) for name, fn in scorers.items()}  # also the burn-in
+        reference = scores.get("lm-eval hf", scores["trex per-option"])
+        fns = {name: (lambda fn=fn, items=items: fn(items)) for name, fn in scorers.items()}
+        times = interleaved(fns, args.repeats, warmup=0)
+        base = statistics.median(times["lm-eval hf"]) if "lm-eval hf" in times else None
+        for name, seconds in times.items():
+            diff = max(
+                abs(a - b) for x, y in zip(scores[name], reference, strict=True) for a, b in zip(x, y, strict=True)
+            )
             median = statistics.median(seconds)
-            rows.append({"format": fmt, "mode": mode, "instances": len(requests), "median_s": median,
-                         "instances_per_s": len(requests) / median, "all_s": seconds})  # fmt: skip
-            print(f"{fmt:8s} {mode:18s} {len(requests) / median:7.2f} instances/s  (median of {seconds})")
-    record = {
-        "benchmark": "bench_eval", "model": args.model, "tasks": args.tasks, "limit": args.limit,
-        "batch_size": args.batch_size, "threads": args.threads, "rows": rows, **environment(lm.device),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-    }  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"bench_eval-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {path}")
+            row = {
+                "task": task, "shape": SHAPES.get(task, "cloze"), "mode": name, "instances": len(items),
+                "options": sum(len(i.continuations) for i in items), **summary(seconds),
+                "instances_per_s": len(items) / median, "speedup_vs_lm_eval": None if base is None else base / median,
+                "max_abs_diff_vs_reference": diff,
+            }  # fmt: skip
+            rows.append(row)
+            speed = "" if base is None else f"x{row['speedup_vs_lm_eval']:.2f} lm-eval"
+            print(f"{task:10s} {name:16s} {row['instances_per_s']:7.2f} inst/s {speed}  max|Δ| {diff:.2e}")
+    write_result(
+        "eval",
+        {
+            "config": {**vars(args), "format": "cloze", "reference_scores": "lm-eval hf"},
+            "load_average_before": load_before,
+            "load_average_after": load_average(),
+            "rows": rows,
+        },
+        out=args.out,
+    )
 
 
 if __name__ == "__main__":
