@@ -86,7 +86,8 @@ class TRexLinear(AdapterLayer):
     def adapter_output(self, x: torch.Tensor) -> torch.Tensor:
         prior = self.prior(x, self.routing.intuition)
         x = self.dropout(x.to(self.trex_A.dtype))
-        form = self._softmax_affine(prior) if self.fused and not torch.is_autocast_enabled(x.device.type) else None
+        fusable = self.fused and not x.is_meta and not torch.is_autocast_enabled(x.device.type)  # meta: no autocast
+        form = self._softmax_affine(prior) if fusable else None
         if form is not None:
             return fused_rank_one_mixture(
                 x, self.trex_A, self.trex_router.weight, self.trex_B, *form, self.config.r_b,
