@@ -76,12 +76,13 @@ def test_fused_function_passes_gradcheck():
     B = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
     scale = torch.rand(1, dtype=torch.float64, requires_grad=True)
     lb = torch.randn(2, 1, 6, dtype=torch.float64, requires_grad=True)
-    q = torch.randn(2, 1, 6, dtype=torch.float64, requires_grad=True)
+    b = torch.rand(1, dtype=torch.float64, requires_grad=True)
+    s = torch.randn(2, 1, 6, dtype=torch.float64, requires_grad=True)
 
-    def f(x, A, R, B, scale, lb, q):
-        return fused_rank_one_mixture(x, A, R, B, scale, lb, q, 3, False)
+    def f(x, A, R, B, scale, lb, b, s):
+        return fused_rank_one_mixture(x, A, R, B, scale, lb, b, s, 3, False)
 
-    assert torch.autograd.gradcheck(f, (x, A, R, B, scale, lb, q))
+    assert torch.autograd.gradcheck(f, (x, A, R, B, scale, lb, b, s))
 
 
 def test_fused_path_keeps_x_and_the_probabilities_only():

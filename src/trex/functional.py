@@ -25,13 +25,6 @@ def routing_matrix(g: torch.Tensor, r_a: int, r_b: int, diagonal: bool) -> torch
 # ---- the fused path -------------------------------------------------------------------------------------------------
 
 
-def _sum_to(grad: torch.Tensor, like: torch.Tensor | None, needed: bool) -> torch.Tensor | None:
-    """The gradient of a broadcast input: ``grad`` summed down to ``like``'s shape."""
-    if like is None or not needed:
-        return None
-    return grad.sum_to_size(like.shape) if grad.shape != like.shape else grad
-
-
 def _mix_and_grads(ax: torch.Tensor, g: torch.Tensor, dz: torch.Tensor, r_b: int, diagonal: bool):
     """(dax, dg) of ``z = mix_rank_one(ax, g)`` given dz."""
     if diagonal:
@@ -43,30 +36,31 @@ def _mix_and_grads(ax: torch.Tensor, g: torch.Tensor, dz: torch.Tensor, r_b: int
 
 
 class _RankOneMixture(torch.autograd.Function):
-    """``out = B · mix(A x, a·softmax(R x + lb) + q)`` with one node in the graph and only ``x`` and the softmax kept.
+    """``out = B · mix(A x, a·softmax(R x + lb) + b·s)``: one node in the graph, only ``x`` and the softmax kept.
 
     Autograd on the same expression keeps ``A x``/``R x`` (one storage), the probabilities, ``g`` and the mixed
     vector ``z``; this keeps ``p`` (K per token) and recomputes ``A x`` (an r_a-row matmul), ``g`` and ``z`` in the
-    backward pass, so a 4x8 grid keeps exactly what LoRA r=32 keeps (x and 32 values per token).
+    backward pass, so a 4x8 grid keeps exactly what LoRA r=32 keeps (x and 32 values per token). The prior ``s`` is
+    kept as given (the intuition every layer shares), never a per-layer product of it.
     """
 
     @staticmethod
-    def forward(ctx, x, A, R, B, a, lb, q, r_b, diagonal):  # noqa: D102
+    def forward(ctx, x, A, R, B, a, lb, b, s, r_b, diagonal):  # noqa: D102
         h = torch.nn.functional.linear(x, torch.cat([A, R]))  # one pass over x for A and the router
         ax, logits = h.split([A.shape[0], R.shape[0]], dim=-1)
         p = torch.softmax(logits if lb is None else logits + lb, dim=-1)
-        g = p * a if q is None else torch.addcmul(q, p, a)
+        g = p * a if s is None else torch.addcmul(b * s, p, a)
         z = mix_rank_one(ax, g, r_b, diagonal)
-        ctx.save_for_backward(x, A, R, B, a, lb, q, p)  # A, R, B, a are parameters or tiny: x and p are the cost
-        ctx.shape = (r_b, diagonal)
+        ctx.save_for_backward(x, A, R, B, a, b, s, p)  # A, R, B, a, b are parameters or tiny: x and p are the cost
+        ctx.shape = (r_b, diagonal, None if lb is None else lb.shape)
         return torch.nn.functional.linear(z, B)
 
     @staticmethod
     def backward(ctx, dout):  # noqa: D102
-        x, A, R, B, a, lb, q, p = ctx.saved_tensors
-        r_b, diagonal = ctx.shape
+        x, A, R, B, a, b, s, p = ctx.saved_tensors
+        r_b, diagonal, lb_shape = ctx.shape
         ax = torch.nn.functional.linear(x, A)
-        g = p * a if q is None else torch.addcmul(q, p, a)
+        g = p * a if s is None else torch.addcmul(b * s, p, a)
         z = mix_rank_one(ax, g, r_b, diagonal)
         dz = dout.matmul(B)
         dB = dout.reshape(-1, dout.shape[-1]).T.matmul(z.reshape(-1, z.shape[-1]))
@@ -74,16 +68,22 @@ class _RankOneMixture(torch.autograd.Function):
         need = ctx.needs_input_grad
         dgp = dg * p
         da = dgp.sum().reshape(a.shape) if need[4] else None
-        dq = _sum_to(dg, q, need[6])
+        db = ds = None
+        if s is not None and (need[6] or need[7]):
+            dq = dg.sum_to_size(s.shape) if dg.shape != s.shape else dg
+            db = (dq * s).sum().reshape(b.shape) if need[6] else None
+            ds = dq * b if need[7] else None
         # softmax backward of dp = a·dg: p ⊙ (dp - Σ dp ⊙ p) = a · (dg ⊙ p - p · Σ dg ⊙ p)
         dlogits = torch.addcmul(dgp, p, dgp.sum(-1, keepdim=True), value=-1.0) * a
-        dlb = _sum_to(dlogits, lb, need[5])
+        dlb = None
+        if lb_shape is not None and need[5]:
+            dlb = dlogits.sum_to_size(lb_shape) if dlogits.shape != lb_shape else dlogits
         dh = torch.cat([dax, dlogits], dim=-1)
         dx = dh.matmul(torch.cat([A, R])) if need[0] else None
         dA = dR = None
         if need[1] or need[2]:
             dA, dR = dh.reshape(-1, dh.shape[-1]).T.matmul(x.reshape(-1, x.shape[-1])).split([A.shape[0], R.shape[0]])
-        return dx, dA, dR, dB, da, dlb, dq, None, None
+        return dx, dA, dR, dB, da, dlb, db, ds, None, None
 
 
 def fused_rank_one_mixture(
@@ -93,16 +93,17 @@ def fused_rank_one_mixture(
     B: torch.Tensor,
     scale: torch.Tensor,
     logit_bias: torch.Tensor | None,
-    post_bias: torch.Tensor | None,
+    prior_scale: torch.Tensor | None,
+    prior: torch.Tensor | None,
     r_b: int,
     diagonal: bool,
 ) -> torch.Tensor:
-    """``B · mix_rank_one(A x, scale·softmax(R x + logit_bias) + post_bias)``, the adapter output of a T-REX layer.
+    """``B · mix_rank_one(A x, scale·softmax(R x + logit_bias) + prior_scale·prior)``: a T-REX layer's adapter output.
 
     Equal to the unfused expression (to rounding; the float64 tests hold it to 1e-12 with gradients) but kept in
-    the autograd graph as one node that saves ``x`` and the K router probabilities per token (A, the router and B
-    are kept as the parameters themselves). ``scale`` is a 0-d/1-element tensor (a trainable gate product or a
-    constant); the biases broadcast over the tokens of an instance (the per-instance prior). A and the router
-    read x in one matmul over their concatenation.
+    the autograd graph as one node that saves ``x`` and the K router probabilities per token (A, the router, B and
+    the prior are kept as the tensors given). ``scale`` and ``prior_scale`` are 1-element tensors (trainable gate
+    products or constants); ``logit_bias`` and ``prior`` broadcast over the tokens of an instance. A and the
+    router read x in one matmul over their concatenation.
     """
-    return _RankOneMixture.apply(x, A, router_weight, B, scale, logit_bias, post_bias, r_b, diagonal)
+    return _RankOneMixture.apply(x, A, router_weight, B, scale, logit_bias, prior_scale, prior, r_b, diagonal)

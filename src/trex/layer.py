@@ -104,7 +104,7 @@ class TRexLinear(AdapterLayer):
     False runs the router module and the mix op by op (the reference the float64 tests compare the fused path to)."""
 
     def _softmax_affine(self, prior: torch.Tensor | None) -> tuple | None:
-        """The router as ``G = scale·softmax(Rx + logit_bias) + post_bias``: (scale, logit_bias, post_bias), or None.
+        """The router as ``G = scale·softmax(Rx + logit_bias) + prior_scale·prior``: those four, or None.
 
         Written out for the two deterministic routers of the presets (the same products, in the same order, as
         their ``forward``); None for anything else, for an intuition-only layer, and while auxiliary router losses
@@ -118,11 +118,10 @@ class TRexLinear(AdapterLayer):
             out = torch.sigmoid(router.sharpness * router.output_gate)
             w = torch.sigmoid(router.sharpness * router.intuition_gate)
             scale = out * w * router.token_coefficient
-            post = None if prior is None else (out * (1.0 - w) * router.intuition_coefficient) * prior
-            return scale, None, post
+            return scale, None, out * (1.0 - w) * router.intuition_coefficient, prior
         if type(router) is SoftmaxRouter:
             scale = torch.full((1,), router.scale, dtype=router.weight.dtype, device=router.weight.device)
-            return scale, None if prior is None else router.prior_scale * prior, None
+            return scale, None if prior is None else router.prior_scale * prior, None, None
         return None
 
     def routing_weights(self, x: torch.Tensor, intuition: torch.Tensor | None) -> torch.Tensor:
