@@ -213,12 +213,13 @@ def test_sira_load_balance_loss_reaches_the_router_gradient():
             f[row] += 1.0 / (p.shape[0] * config.top_k)
         switch = config.n_experts * (f * p.mean(0)).sum()
         references[name] = (weight * switch, torch.autograd.grad(weight * switch, R)[0])
-    total = sum(value for value, _ in references.values())
+    total = sum(value for value, _ in references.values()) / len(references)  # the mean over adapted layers
     torch.testing.assert_close(losses["load_balance"].double(), total.detach(), rtol=1e-5, atol=1e-8)
     for name, layer in layers.items():
         grad = layer.molora_router.weight.grad
         assert grad is not None and grad.abs().max() > 0, name
-        torch.testing.assert_close(grad.double(), references[name][1], rtol=1e-4, atol=1e-9, msg=name)
+        expected = references[name][1] / len(references)
+        torch.testing.assert_close(grad.double(), expected, rtol=1e-4, atol=1e-9, msg=name)
     assert model.auxiliary_loss() is losses
     model.eval()
     model(input_ids=token_batch(2, 7))

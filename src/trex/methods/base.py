@@ -182,7 +182,8 @@ class AdapterModel(nn.Module):
         return None
 
     def auxiliary_loss(self) -> dict[str, torch.Tensor]:
-        """Auxiliary losses of the last training forward, by name (empty when the method has none or they are off)."""
+        """Auxiliary losses of the last training forward, by name, each the mean over adapted layers (empty when
+        the method has none or they are off)."""
         return {}
 
     def routing_statistics(self, batch: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
@@ -360,7 +361,9 @@ class RoutedAdapterModel(AdapterModel):
         routed = self._resolve_intuition(intuition, intuition_text, task, _batch_size(args, kwargs))
         with self.routing.use(routed), self.routing.collect_losses() as losses:
             output = self.base_model(*args, **kwargs)
-        self._last_losses = {name: torch.stack(values).sum() for name, values in losses.items()}
+        # the mean over adapted layers, as transformers' Mixtral takes one balance loss over all layers' routers: a
+        # sum over SmolLM2's 210 adapted modules made SiRA's 0.01-weighted loss 2.2 against a language loss of 5.2
+        self._last_losses = {name: torch.stack(values).mean() for name, values in losses.items()}
         return output
 
     def auxiliary_loss(self) -> dict[str, torch.Tensor]:
