@@ -89,9 +89,16 @@ def _alive(pid: int, host: str) -> bool:
 
 
 def state(step: Step, config: CompareConfig) -> str:
-    """'done', 'running' (a live process holds the lock), or 'left'."""
+    """'done', 'running' (a live process holds the lock), or 'left'.
+
+    A finished training step whose adapter weights are gone (they are not committed with the results; a new
+    checkout has only the small files) counts as left until its evaluation is done: it is trained again.
+    """
     if (step.folder(config) / DONE).is_file():
-        return "done"
+        if step.kind != "train" or (step.folder(config) / "adapter" / "adapter_model.safetensors").is_file():
+            return "done"
+        if (step.folder(config).parent / "eval" / DONE).is_file():
+            return "done"
     lock = read_json(step.marker(config, RUNNING))
     if lock and _alive(int(lock.get("pid", -1)), str(lock.get("host", ""))):
         return "running"
