@@ -138,3 +138,19 @@ def write_result(kind: str, record: dict[str, Any], out: Path | None = None, dev
     path.write_text(json.dumps(record, indent=2, default=str) + "\n")
     print(f"wrote {path}")
     return path
+
+
+def saved_storage_bytes(module: torch.nn.Module, run: Callable[[], object]) -> int:
+    """Bytes of the unique non-parameter storages autograd keeps while ``run()`` builds its graph (counted)."""
+    params = {p.untyped_storage().data_ptr() for p in module.parameters()}
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        run()
+    return sum(storages.values())

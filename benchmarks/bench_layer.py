@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from _common import interleaved, load_average, summary, write_result
+from _common import interleaved, load_average, saved_storage_bytes, summary, write_result
 from peft import LoraConfig
 from peft.tuners.lora import Linear as PeftLoraLinear
 from torch import nn
@@ -98,18 +98,7 @@ def runner(layer: nn.Module, tokens: int, d: int, dtype: torch.dtype, batch: int
 
 def saved_bytes(layer: nn.Module, tokens: int, d: int, dtype: torch.dtype) -> int:
     """Bytes of the unique non-parameter storages autograd keeps for the backward of one call."""
-    params = {p.untyped_storage().data_ptr() for p in layer.parameters()}
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in params:
-            storages[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        runner(layer, tokens, d, dtype)()
-    return sum(storages.values())
+    return saved_storage_bytes(layer, runner(layer, tokens, d, dtype))
 
 
 def main() -> None:

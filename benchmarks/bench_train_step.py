@@ -20,7 +20,7 @@ import statistics
 from pathlib import Path
 
 import torch
-from _common import interleaved, load_average, summary, sync, write_result
+from _common import interleaved, load_average, saved_storage_bytes, summary, sync, write_result
 from transformers import AutoModelForCausalLM
 
 from trex.layer import TRexLinear
@@ -70,20 +70,11 @@ def make_step(model, batch):
 
 
 def saved_bytes(model, batch) -> int:
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in params:
-            storages[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = model(**batch).loss
-    loss.backward()
+    losses = []
+    saved = saved_storage_bytes(model, lambda: losses.append(model(**batch).loss))
+    losses[0].backward()
     model.zero_grad(set_to_none=True)
-    return sum(storages.values())
+    return saved
 
 
 def main() -> None:
