@@ -562,7 +562,19 @@ class RoutedAdapterModel(AdapterModel):
                 )
         with torch.no_grad():
             for key, param in expected.items():
-                param.copy_(tensors[key])
+                param.copy_(_like_parameter(tensors[key], param))
+
+
+def _like_parameter(full: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    """The full saved tensor as ``param`` holds it: this rank's shard when FSDP has sharded the parameter.
+
+    Every rank has read the same file, so each cuts its own shard without communication (``src_data_rank=None``).
+    """
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    if not isinstance(param, DTensor):
+        return full
+    return distribute_tensor(full.to(param.dtype), param.device_mesh, param.placements, src_data_rank=None)
 
 
 def verify_listed_files(directory: Path, config_path: Path) -> dict[str, str]:

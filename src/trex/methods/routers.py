@@ -167,10 +167,17 @@ class GatedPriorRouter(Router):
         return torch.softmax(logits, dim=-1)
 
     def gate_values(self) -> dict[str, float]:
-        values = {"output_gate": torch.sigmoid(self.sharpness * self.output_gate).item()}
+        values = {"output_gate": torch.sigmoid(self.sharpness * _whole(self.output_gate)).item()}
         if self.intuition_gate is not None:
-            values["token_share"] = torch.sigmoid(self.sharpness * self.intuition_gate).item()
+            values["token_share"] = torch.sigmoid(self.sharpness * _whole(self.intuition_gate)).item()
         return values
+
+
+def _whole(param: torch.Tensor) -> torch.Tensor:
+    """The whole parameter, gathered from its shards under FSDP (a collective: every rank must ask)."""
+    from torch.distributed.tensor import DTensor
+
+    return param.full_tensor() if isinstance(param, DTensor) else param
 
 
 class SoftmaxRouter(Router):

@@ -34,27 +34,59 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def save_optimizer(optimizer: torch.optim.Optimizer, directory: Path) -> None:
-    """Per-parameter tensors go to safetensors (``<param index>.<name>``); groups and scalars to JSON."""
-    state = optimizer.state_dict()
+    """Per-parameter tensors go to safetensors (``<param key>.<name>``); groups and scalars to JSON."""
+    write_optimizer_state(optimizer.state_dict(), directory)
+
+
+def write_optimizer_state(state: dict[str, Any], directory: Path) -> None:
+    """Write an optimizer state dict whose per-parameter keys are indices or, gathered from shards, parameter names."""
     tensors, scalars = {}, {}
-    for index, entries in state["state"].items():
+    for key, entries in state["state"].items():
         for name, value in entries.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"{index}.{name}"] = value.detach().to("cpu").contiguous()
+                tensors[f"{key}.{name}"] = value.detach().to("cpu").contiguous()
             else:
-                scalars[f"{index}.{name}"] = value
+                scalars[f"{key}.{name}"] = value
     save_tensors_atomic(tensors, directory / OPTIMIZER_TENSORS)
     write_json_atomic(directory / OPTIMIZER_JSON, {"param_groups": state["param_groups"], "scalars": scalars})
 
 
-def load_optimizer(optimizer: torch.optim.Optimizer, directory: Path) -> None:
+def read_optimizer_state(directory: Path) -> dict[str, Any]:
     tensors = load_tensors(directory / OPTIMIZER_TENSORS)
     meta = json.loads((directory / OPTIMIZER_JSON).read_text())
-    state: dict[int, dict[str, Any]] = {}
+    state: dict[int | str, dict[str, Any]] = {}
     for key, value in [*tensors.items(), *meta["scalars"].items()]:
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        param, name = key.rsplit(".", 1)
+        state.setdefault(int(param) if param.isdigit() else param, {})[name] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, directory: Path) -> None:
+    optimizer.load_state_dict(read_optimizer_state(directory))
+
+
+def save_sharded_optimizer(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, directory: Path, write: bool
+) -> None:
+    """Gather a sharded (FSDP) optimizer's full state and write it like an unsharded one, on the writing rank.
+
+    Every rank must call this (the gather is a collective). The engines' own formats (distributed checkpoint
+    metadata, ``torch.save``) are read back with an unpickler; this keeps an FSDP checkpoint as safe as any other.
+    """
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    state = get_optimizer_state_dict(model, optimizer, options=options)
+    if write:
+        write_optimizer_state(state, directory)
+
+
+def load_sharded_optimizer(model: torch.nn.Module, optimizer: torch.optim.Optimizer, directory: Path) -> None:
+    """Every rank reads the full state written by ``save_sharded_optimizer`` and keeps its own shard of it."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    options = StateDictOptions(full_state_dict=True)
+    set_optimizer_state_dict(model, optimizer, read_optimizer_state(directory), options=options)
 
 
 def save_scheduler(scheduler: Any, directory: Path) -> None:

@@ -15,7 +15,7 @@ from trex.methods.base import AdapterModel
 
 
 class MetricsLogger(TrainerCallback):
-    """Appends one JSON line per logging step to ``metrics.jsonl`` (main process only)."""
+    """Appends one JSON line per logging step to ``metrics.jsonl`` (written by the main process only)."""
 
     def __init__(self, path: Path, probe_batch: dict[str, torch.Tensor] | None, probe_every: int = 10) -> None:
         self.path = path
@@ -27,27 +27,33 @@ class MetricsLogger(TrainerCallback):
         self._last = (time.perf_counter(), state.num_input_tokens_seen)
 
     def on_log(self, args, state, control, logs=None, model=None, **kwargs):
-        if not state.is_world_process_zero or not logs or "loss" not in logs:
+        if not logs or "loss" not in logs:
+            return
+        # every rank runs the probe: under FSDP and ZeRO-3 its forward gathers sharded weights collectively
+        probe_now = state.global_step == 1 or state.global_step % self.probe_every == 0
+        stats = self._probe(model) if probe_now else {}
+        if not state.is_world_process_zero:
             return
         now, tokens = time.perf_counter(), state.num_input_tokens_seen
         record: dict[str, Any] = {"step": state.global_step, "epoch": state.epoch, **logs}
         if self._last is not None and now > self._last[0]:
             record["tokens_per_s"] = (tokens - self._last[1]) / (now - self._last[0])
         record["peak_rss_mb"] = _peak_rss_mb()
-        probe_now = state.global_step == 1 or state.global_step % self.probe_every == 0
-        if self.probe_batch is not None and model is not None and probe_now:
-            adapter_model = _unwrap(model)
-            device = next(p for p in adapter_model.parameters() if p.requires_grad).device
-            batch = {k: v.to(device) for k, v in self.probe_batch.items()}
-            stats = adapter_model.routing_statistics(batch)
-            entropies = [s["entropy"] for s in stats.values() if "entropy" in s]
-            if entropies:
-                record["routing_entropy_mean"] = sum(entropies) / len(entropies)
-            if stats:
-                record["routing"] = stats
+        entropies = [s["entropy"] for s in stats.values() if "entropy" in s]
+        if entropies:
+            record["routing_entropy_mean"] = sum(entropies) / len(entropies)
+        if stats:
+            record["routing"] = stats
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
         self._last = (time.perf_counter(), tokens)
+
+    def _probe(self, model: torch.nn.Module | None) -> dict[str, dict[str, float]]:
+        if self.probe_batch is None or model is None:
+            return {}
+        adapter_model = _unwrap(model)
+        device = next(p for p in adapter_model.parameters() if p.requires_grad).device
+        return adapter_model.routing_statistics({k: v.to(device) for k, v in self.probe_batch.items()})
 
 
 def _unwrap(model: torch.nn.Module) -> AdapterModel:

@@ -4,7 +4,8 @@ checkpoints and the method's auxiliary router losses.
 Training, gradient accumulation and distribution (DDP, FSDP, DeepSpeed through accelerate) stay the Trainer's.
 What changes is what a checkpoint holds and how it is written (see ``trex.train.checkpoint``), and that the model's
 auxiliary losses (load balancing, z-loss; see ``trex.methods.routers``) are added to the loss and logged. Under
-DeepSpeed and FSDP the engines write their own sharded optimizer states, and the Trainer's own code handles those.
+FSDP the optimizer's shards are gathered and written in the same safe files; DeepSpeed writes (and on resume reads)
+its own checkpoint files, with its own loader.
 """
 
 from __future__ import annotations
@@ -69,32 +70,38 @@ class AdapterTrainer(Trainer):
             self._aux_totals, self._aux_count = {}, 0
         super().log(logs, *args, **kwargs)
 
-    def _engine_managed(self) -> bool:
-        return bool(self.is_deepspeed_enabled or self.is_fsdp_enabled)
-
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         if self.args.should_save:
             self._trex_model().save_pretrained(output_dir or self.args.output_dir, state_dict=state_dict)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        """Load the adapter file; under FSDP each rank keeps its own shard of every parameter."""
         path = Path(resume_from_checkpoint) / ADAPTER_WEIGHTS_NAME
         self._trex_model().load_adapter_weights(load_tensors(path), source=str(path))
 
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
-        if self._engine_managed():
+        """Optimizer tensors in safetensors, the rest in JSON (FSDP's shards gathered); DeepSpeed writes its own."""
+        if self.is_deepspeed_enabled:
             return super()._save_optimizer_and_scheduler(output_dir)
-        if self.args.should_save:
+        if self.is_fsdp_enabled:
+            ckpt.save_sharded_optimizer(self.model, self.optimizer, Path(output_dir), write=self.args.should_save)
+        elif self.args.should_save:
             ckpt.save_optimizer(self.optimizer, Path(output_dir))
+        if self.args.should_save:
             ckpt.save_scheduler(self.lr_scheduler, Path(output_dir))
 
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
         if checkpoint is None:
             return
-        if self._engine_managed():
+        if self.is_deepspeed_enabled:
             return super()._load_optimizer_and_scheduler(checkpoint)
-        if (Path(checkpoint) / ckpt.OPTIMIZER_TENSORS).is_file():
+        if not (Path(checkpoint) / ckpt.OPTIMIZER_TENSORS).is_file():
+            return
+        if self.is_fsdp_enabled:
+            ckpt.load_sharded_optimizer(self.model, self.optimizer, Path(checkpoint))
+        else:
             ckpt.load_optimizer(self.optimizer, Path(checkpoint))
-            ckpt.load_scheduler(self.lr_scheduler, Path(checkpoint))
+        ckpt.load_scheduler(self.lr_scheduler, Path(checkpoint))
 
     def _save_scaler(self, output_dir: str) -> None:
         scaler = getattr(self.accelerator, "scaler", None)
