@@ -114,3 +114,47 @@ def test_fused_path_keeps_x_and_the_probabilities_only():
 
     assert saved_per_token(True) == 64 + layer.config.n_experts
     assert saved_per_token(False) > saved_per_token(True)
+
+
+# ---- without gradients (generation, evaluation): no autograd node, gates and intuition views cached ---------------
+
+
+def op_by_op(layer: TRexLinear, x: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
+    layer.fused = False
+    try:
+        with torch.no_grad(), layer.routing.use(s):
+            return layer(x)
+    finally:
+        layer.fused = True
+
+
+@pytest.mark.parametrize("kwargs", CONFIGS)
+def test_no_grad_path_equals_op_by_op_and_follows_every_change(kwargs):
+    """Cached gate products and intuition views must never outlive what they were made from."""
+    layer = make_layer(**kwargs).eval()
+    gates = [getattr(layer.trex_router, g, None) for g in ("output_gate", "intuition_gate")]
+    gates = [g for g in gates if g is not None]
+    with torch.no_grad():
+        for gate in gates:
+            gate.fill_(0.002)  # sigmoid(100 g) away from saturation, so a gate change shows in the output
+    x = torch.randn(3, 5, 12, dtype=torch.float64)
+    s = None if layer.prior_width is None else torch.randn(3, layer.prior_width, dtype=torch.float64)
+    with torch.no_grad(), layer.routing.use(s):
+        first = layer(x)
+        torch.testing.assert_close(first, op_by_op(layer, x, s), rtol=1e-12, atol=1e-12)
+        for gate in gates:  # written in place, as an optimizer step or a load does
+            gate.add_(0.003)
+        if s is not None:
+            s.mul_(-2.0)  # the same intuition tensor, changed in place between two calls of one context
+        second = layer(x)
+        assert not torch.allclose(first, second) or not (gates or s is not None)  # clean router-only: no gate
+        torch.testing.assert_close(second, op_by_op(layer, x, s), rtol=1e-12, atol=1e-12)
+        if s is not None:  # another intuition object with another batch size in the same layer
+            other = torch.randn(2, layer.prior_width, dtype=torch.float64)
+            with layer.routing.use(other):
+                torch.testing.assert_close(layer(x[:2]), op_by_op(layer, x[:2], other), rtol=1e-12, atol=1e-12)
+            with layer.routing.use(other), pytest.raises(ValueError, match="rows but the layer input has batch size"):
+                layer(x)  # the check still runs when the view comes from the cache's key
+    layer.float()  # cast: the cached float64 products must not be served
+    with torch.no_grad(), layer.routing.use(None if s is None else s.float()):
+        assert layer(x.float()).dtype == torch.float32

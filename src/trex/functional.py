@@ -35,6 +35,35 @@ def _mix_and_grads(ax: torch.Tensor, g: torch.Tensor, dz: torch.Tensor, r_b: int
     return dax, dg
 
 
+def rank_one_mixture_from(
+    x: torch.Tensor,
+    AR: torch.Tensor,
+    r_a: int,
+    B: torch.Tensor,
+    scale: torch.Tensor,
+    logit_bias: torch.Tensor | None,
+    prior_term: torch.Tensor | None,
+    r_b: int,
+    diagonal: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(output, router probabilities) from A and the router already stacked (``AR``) and the prior already scaled.
+
+    The forward computation of ``fused_rank_one_mixture``; a layer that runs without gradients calls it directly
+    with both inputs cached, since they change only when the weights or the intuition do.
+    """
+    h = torch.nn.functional.linear(x, AR)  # one pass over x for A and the router
+    ax, logits = h[..., :r_a], h[..., r_a:]
+    p = torch.softmax(logits if logit_bias is None else logits + logit_bias, dim=-1)
+    g = p * scale if prior_term is None else torch.addcmul(prior_term, p, scale)
+    return torch.nn.functional.linear(mix_rank_one(ax, g, r_b, diagonal), B), p
+
+
+def _mixture(x, A, R, B, a, lb, b, s, r_b, diagonal) -> tuple[torch.Tensor, torch.Tensor]:
+    return rank_one_mixture_from(
+        x, torch.cat([A, R]), A.shape[0], B, a, lb, None if s is None else b * s, r_b, diagonal
+    )
+
+
 class _RankOneMixture(torch.autograd.Function):
     """``out = B · mix(A x, a·softmax(R x + lb) + b·s)``: one node in the graph, only ``x`` and the softmax kept.
 
@@ -46,14 +75,10 @@ class _RankOneMixture(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, A, R, B, a, lb, b, s, r_b, diagonal):  # noqa: D102
-        h = torch.nn.functional.linear(x, torch.cat([A, R]))  # one pass over x for A and the router
-        ax, logits = h.split([A.shape[0], R.shape[0]], dim=-1)
-        p = torch.softmax(logits if lb is None else logits + lb, dim=-1)
-        g = p * a if s is None else torch.addcmul(b * s, p, a)
-        z = mix_rank_one(ax, g, r_b, diagonal)
+        out, p = _mixture(x, A, R, B, a, lb, b, s, r_b, diagonal)
         ctx.save_for_backward(x, A, R, B, a, b, s, p)  # A, R, B, a, b are parameters or tiny: x and p are the cost
         ctx.shape = (r_b, diagonal, None if lb is None else lb.shape)
-        return torch.nn.functional.linear(z, B)
+        return out
 
     @staticmethod
     def backward(ctx, dout):  # noqa: D102
@@ -106,4 +131,8 @@ def fused_rank_one_mixture(
     products or constants); ``logit_bias`` and ``prior`` broadcast over the tokens of an instance. A and the
     router read x in one matmul over their concatenation.
     """
-    return _RankOneMixture.apply(x, A, router_weight, B, scale, logit_bias, prior_scale, prior, r_b, diagonal)
+    inputs = (x, A, router_weight, B, scale, logit_bias, prior_scale, prior)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
+        return _RankOneMixture.apply(*inputs, r_b, diagonal)
+    # nothing to differentiate (generation, evaluation): the same math without an autograd node's bookkeeping
+    return _mixture(*inputs, r_b, diagonal)[0]

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trex.config import TRexConfig
-from trex.functional import fused_rank_one_mixture, mix_rank_one, routing_matrix
+from trex.functional import fused_rank_one_mixture, mix_rank_one, rank_one_mixture_from, routing_matrix
 from trex.methods.base import AdapterLayer
 from trex.methods.routers import GatedPriorRouter, Router, SoftmaxRouter
 from trex.routing import RoutingContext
@@ -69,6 +69,9 @@ class TRexLinear(AdapterLayer):
     def router(self) -> Router:
         return self.trex_router
 
+    def _parameter_dtype(self) -> torch.dtype:
+        return self.trex_A.dtype  # one attribute instead of a walk over the parameters, on every call
+
     def reset_trex_parameters(self) -> None:
         """A as nn.Linear's default (Kaiming-uniform, a=√5), B and router zero: the adapter starts as a no-op."""
         nn.init.kaiming_uniform_(self.trex_A, a=math.sqrt(5))
@@ -87,6 +90,8 @@ class TRexLinear(AdapterLayer):
         prior = self.prior(x, self.routing.intuition)
         x = self.dropout(x.to(self.trex_A.dtype))
         fusable = self.fused and not x.is_meta and not torch.is_autocast_enabled(x.device.type)  # meta: no autocast
+        if fusable and not torch.is_grad_enabled() and not torch.compiler.is_compiling() and self._fusable_router():
+            return self._output_without_grad(x, prior)
         form = self._softmax_affine(prior) if fusable else None
         if form is not None:
             return fused_rank_one_mixture(
@@ -103,26 +108,67 @@ class TRexLinear(AdapterLayer):
     """Run the adapter as one autograd node (``trex.functional.fused_rank_one_mixture``) when the router allows it;
     False runs the router module and the mix op by op (the reference the float64 tests compare the fused path to)."""
 
+    def _fusable_router(self) -> bool:
+        """The two deterministic routers of the presets, with a token router, while no auxiliary loss is collected
+        (those need the probabilities in the graph): anything else runs op by op."""
+        router = self.trex_router
+        if router.weight is None or (router.training and (router.load_balance_loss > 0 or router.router_z_loss > 0)):
+            return False
+        return type(router) in (GatedPriorRouter, SoftmaxRouter)
+
     def _softmax_affine(self, prior: torch.Tensor | None) -> tuple | None:
         """The router as ``G = scale·softmax(Rx + logit_bias) + prior_scale·prior``: those four, or None.
 
-        Written out for the two deterministic routers of the presets (the same products, in the same order, as
-        their ``forward``); None for anything else, for an intuition-only layer, and while auxiliary router losses
-        are being collected (they need the probabilities in the graph), so those run the unfused path.
+        Written out for the routers of ``_fusable_router`` (the same products, in the same order, as their
+        ``forward``).
         """
-        router = self.trex_router
-        if router.weight is None or (router.training and (router.load_balance_loss > 0 or router.router_z_loss > 0)):
+        if not self._fusable_router():
             return None
+        router = self.trex_router
+        scale, prior_scale = self._gate_products()
         prior = router.mapped_prior(prior)
+        if type(router) is GatedPriorRouter:
+            return scale, None, prior_scale, prior
+        return scale, None if prior is None else router.prior_scale * prior, None, None
+
+    def _gate_products(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(scale, prior_scale): the router's gates folded into two 1-element tensors."""
+        router = self.trex_router
         if type(router) is GatedPriorRouter:
             out = torch.sigmoid(router.sharpness * router.output_gate)
             w = torch.sigmoid(router.sharpness * router.intuition_gate)
-            scale = out * w * router.token_coefficient
-            return scale, None, out * (1.0 - w) * router.intuition_coefficient, prior
-        if type(router) is SoftmaxRouter:
-            scale = torch.full((1,), router.scale, dtype=router.weight.dtype, device=router.weight.device)
-            return scale, None if prior is None else router.prior_scale * prior, None, None
-        return None
+            return out * w * router.token_coefficient, out * (1.0 - w) * router.intuition_coefficient
+        return torch.full((1,), router.scale, dtype=router.weight.dtype, device=router.weight.device), None
+
+    _no_grad_cache: tuple | None = None
+
+    def _output_without_grad(self, x: torch.Tensor, prior: torch.Tensor | None) -> torch.Tensor:
+        """The fused computation with what only changes with the weights or the intuition made once, not per call.
+
+        Without gradients (generation, evaluation) a decoded token's adapter work is a few tiny ops, so stacking A
+        with the router, the ten scalar gate ops and scaling the prior were most of it. They are cached against the
+        identity, version (bumped by every in-place write: optimizer steps, loads), dtype and device of every
+        tensor they come from, so a stale value is never served.
+        """
+        router = self.trex_router
+        sources = [self.trex_A, router.weight, *(getattr(router, n, None) for n in ("output_gate", "intuition_gate"))]
+        sources.append(router.prior_map)
+        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in sources if t is not None)
+        if self._no_grad_cache is None or self._no_grad_cache[0] != key:
+            scale, prior_scale = self._gate_products()
+            self._no_grad_cache = (key, torch.cat([self.trex_A, router.weight]), scale, prior_scale, [None])
+        _, stacked, scale, prior_scale, held = self._no_grad_cache
+        term = None
+        if prior is not None:
+            if held[0] is None or held[0][0] is not prior or held[0][1] != prior._version:
+                factor = prior_scale if type(router) is GatedPriorRouter else router.prior_scale
+                held[0] = (prior, prior._version, factor * router.mapped_prior(prior))
+            term = held[0][2]
+        gated = type(router) is GatedPriorRouter
+        return rank_one_mixture_from(
+            x, stacked, self.config.r_a, self.trex_B, scale, None if gated else term, term if gated else None,
+            self.config.r_b, self.config.mode == "diagonal",
+        )[0]  # fmt: skip
 
     def routing_weights(self, x: torch.Tensor, intuition: torch.Tensor | None) -> torch.Tensor:
         """The effective mixing matrix G, shape (*x.shape[:-1], r_a, r_b), with every gate and scale folded in."""

@@ -11,8 +11,9 @@ when a block runs forward and restores exactly that snapshot for its recomputati
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -24,6 +25,25 @@ class RoutingContext:
     losses: dict[str, list[torch.Tensor]] | None = field(default=None, repr=False)
     recomputing: bool = False
     """True while gradient checkpointing recomputes a block: routers must not count its tokens a second time."""
+    _views: dict[tuple, torch.Tensor] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "intuition":  # views of the previous intuition must never be served for a new one
+            object.__setattr__(self, "_views", {})
+        object.__setattr__(self, name, value)
+
+    def prior_view(self, key: tuple, make: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The intuition as a layer needs it (checked, cast, viewed to broadcast over tokens), made once per key.
+
+        Every adapted layer of a model (210 on SmolLM2) reads the same intuition in one forward, and in every
+        decoding step of a ``generate``; checking and casting it once instead of per layer and step is a measurable
+        part of a decoded token's time. ``key`` must hold everything the view depends on besides the intuition.
+        """
+        key = (self.intuition._version, *key) if self.intuition is not None else key
+        view = self._views.get(key)
+        if view is None:
+            view = self._views[key] = make()
+        return view
 
     @contextlib.contextmanager
     def use(self, intuition: torch.Tensor | None, disabled: bool | None = None) -> Iterator[None]:

@@ -109,18 +109,26 @@ class AdapterLayer(nn.Module):
                 "this adapter layer routes with intuition, but none was given: pass intuition=Tensor[batch, "
                 f"{self.prior_width}] (or intuition_text=[...]) to the model's forward/generate"
             )
+        batch = x.shape[0] if x.dim() >= 2 else 1
+        dtype = self._parameter_dtype()
+        # the usual case: shared by every layer, checked once per call (a compiled graph does that work once anyway)
+        if intuition is self.routing.intuition and not torch.compiler.is_compiling():
+            key = (self.prior_width, x.dim(), batch, dtype)
+            return self.routing.prior_view(key, lambda: self._prior_view(intuition, x.dim(), batch, dtype))
+        return self._prior_view(intuition, x.dim(), batch, dtype)
+
+    def _prior_view(self, intuition: torch.Tensor, x_dim: int, batch: int, dtype: torch.dtype) -> torch.Tensor:
         if intuition.dim() != 2 or intuition.shape[-1] != self.prior_width:
             raise ValueError(f"intuition must have shape (batch, {self.prior_width}), got {tuple(intuition.shape)}")
-        batch = x.shape[0] if x.dim() >= 2 else 1
         if intuition.shape[0] != batch:
             raise ValueError(
                 f"intuition has {intuition.shape[0]} rows but the layer input has batch size {batch}; "
                 "give one intuition row per instance"
             )
-        intuition = intuition.to(self._parameter_dtype())
-        if x.dim() < 2:
+        intuition = intuition.to(dtype)
+        if x_dim < 2:
             return intuition[0]
-        return intuition.view(intuition.shape[0], *([1] * (x.dim() - 2)), intuition.shape[-1])
+        return intuition.view(intuition.shape[0], *([1] * (x_dim - 2)), intuition.shape[-1])
 
     def _parameter_dtype(self) -> torch.dtype:
         """The adapter parameters' dtype now (``factory`` records it at construction; ``.double()`` changes it)."""
