@@ -25,6 +25,9 @@ class RoutingContext:
     losses: dict[str, list[torch.Tensor]] | None = field(default=None, repr=False)
     recomputing: bool = False
     """True while gradient checkpointing recomputes a block: routers must not count its tokens a second time."""
+    token_mask: torch.Tensor | None = None
+    """(batch, seq) True for real tokens, False for padding, while a training forward runs: routers keep padding
+    out of expert capacity and of their auxiliary losses."""
     _views: dict[tuple, torch.Tensor] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -58,6 +61,16 @@ class RoutingContext:
             self.intuition, self.disabled = previous
 
     @contextlib.contextmanager
+    def real_tokens(self, mask: torch.Tensor | None) -> Iterator[None]:
+        """Name the real (non-padding) tokens of one call; None: every token is real."""
+        previous = self.token_mask
+        self.token_mask = None if mask is None else mask.bool()
+        try:
+            yield
+        finally:
+            self.token_mask = previous
+
+    @contextlib.contextmanager
     def collect_losses(self) -> Iterator[dict[str, list[torch.Tensor]]]:
         """Gather the auxiliary losses routers add during one forward (recomputations add nothing)."""
         self.losses = {}
@@ -72,14 +85,14 @@ class RoutingContext:
 
     def checkpoint_contexts(self) -> tuple[contextlib.AbstractContextManager, contextlib.AbstractContextManager]:
         """``context_fn`` for non-reentrant checkpointing: the recomputation sees the forward's context."""
-        return contextlib.nullcontext(), self._recompute(self.intuition, self.disabled)
+        return contextlib.nullcontext(), self._recompute(self.intuition, self.disabled, self.token_mask)
 
     @contextlib.contextmanager
-    def _recompute(self, intuition: torch.Tensor | None, disabled: bool) -> Iterator[None]:
+    def _recompute(self, intuition: torch.Tensor | None, disabled: bool, mask: torch.Tensor | None) -> Iterator[None]:
         previous = self.recomputing
         self.recomputing = True
         try:
-            with self.use(intuition, disabled):
+            with self.use(intuition, disabled), self.real_tokens(mask):
                 yield
         finally:
             self.recomputing = previous

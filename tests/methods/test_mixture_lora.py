@@ -155,6 +155,45 @@ def test_sira_capacity_is_respected_and_dropped_tokens_are_counted(capacity_fact
     assert int(layer.molora_router.dropped_tokens) == 2 * dropped
 
 
+def test_sira_padding_takes_no_capacity_and_no_part_in_the_balance_loss():
+    """A padded batch routes its real tokens exactly as the same real tokens without padding would."""
+    config = SiRAConfig(n_experts=4, r=2, top_k=2, capacity_factor=0.5, expert_dropout=0.0, load_balance_loss=0.1)
+    layer = make_layer(config).train()
+    x = torch.randn(2, 9, D_IN, dtype=torch.float64, generator=torch.Generator().manual_seed(0))  # row 1 ends in 3 pads
+    mask = torch.ones(2, 9, dtype=torch.long)
+    mask[1, 6:] = 0
+    real = torch.cat([x[0], x[1, :6]]).unsqueeze(0)  # the 15 real tokens in the same order, as one unpadded row
+
+    def run(inputs, token_mask):
+        layer.molora_router.dropped_tokens.zero_()
+        layer.molora_router.routed_tokens.zero_()
+        with layer.routing.real_tokens(token_mask), layer.routing.collect_losses() as losses:
+            _, gates = captured_gates(layer, inputs)
+        counts = int(layer.molora_router.dropped_tokens), int(layer.molora_router.routed_tokens)
+        return gates, losses["load_balance"][0], counts
+
+    padded, padded_loss, padded_counts = run(x, mask)
+    alone, alone_loss, alone_counts = run(real, None)
+    torch.testing.assert_close(padded[mask.bool()], alone[0], rtol=1e-12, atol=1e-12)
+    assert torch.equal(padded[~mask.bool()], torch.zeros_like(padded[~mask.bool()]))
+    assert padded_counts == alone_counts and alone_counts[1] == 15 * 2 and alone_counts[0] > 0  # capacity binds
+    torch.testing.assert_close(padded_loss, alone_loss, rtol=1e-12, atol=1e-12)
+    _, unmasked_loss, unmasked_counts = run(x, None)  # without the mask the padding would count
+    assert unmasked_counts[1] == 18 * 2 and not torch.allclose(unmasked_loss, alone_loss)
+
+
+def test_sira_model_masks_padding_from_the_attention_mask():
+    config = SiRAConfig(n_experts=4, r=2, top_k=2, capacity_factor=1.0, expert_dropout=0.0)
+    model = build_adapter_model(tiny_llama(0), config).train()
+    ids = token_batch(2, 7)
+    mask = torch.ones_like(ids)
+    mask[0, 5:] = 0
+    model(input_ids=ids, attention_mask=mask)
+    routed = {int(layer.molora_router.routed_tokens) for layer in model.adapter_layers().values()}
+    assert routed == {(14 - 2) * 2}  # 12 real tokens, 2 experts each, in every layer
+    assert model.routing.token_mask is None  # only for the duration of the call
+
+
 def test_sira_expert_dropout_acts_only_in_training():
     config = SiRAConfig(n_experts=4, r=2, top_k=2, capacity_factor=None, expert_dropout=0.5)
     layer = make_layer(config)

@@ -367,7 +367,8 @@ class RoutedAdapterModel(AdapterModel):
         """The base model's forward, routed by ``intuition`` (batch, width), the bank's score of ``intuition_text``
         or the category prior of ``task``; auxiliary router losses of a training forward are kept for the trainer."""
         routed = self._resolve_intuition(intuition, intuition_text, task, _batch_size(args, kwargs))
-        with self.routing.use(routed), self.routing.collect_losses() as losses:
+        mask = kwargs.get("attention_mask") if self.training else None  # padding takes no expert capacity
+        with self.routing.use(routed), self.routing.real_tokens(mask), self.routing.collect_losses() as losses:
             output = self.base_model(*args, **kwargs)
         # the mean over adapted layers, as transformers' Mixtral takes one balance loss over all layers' routers: a
         # sum over SmolLM2's 210 adapted modules made SiRA's 0.01-weighted loss 2.2 against a language loss of 5.2

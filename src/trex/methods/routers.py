@@ -104,14 +104,29 @@ class Router(nn.Module):
         if not self.training or self.context is None:
             return
         if self.load_balance_loss > 0:
-            flat_p = probs.reshape(-1, probs.shape[-1])
-            flat_a = assigned.reshape(-1, assigned.shape[-1]).to(flat_p.dtype)
+            flat_p = self.real_rows(probs)
+            flat_a = self.real_rows(assigned).to(flat_p.dtype)
             share = flat_a.sum(0) / flat_a.sum().clamp_min(1)
             balance = self.n_experts * (share * flat_p.mean(0)).sum()
             self.context.add_loss("load_balance", self.load_balance_loss * balance)
         if self.router_z_loss > 0 and logits is not None:
-            z = torch.logsumexp(logits.float(), dim=-1).pow(2).mean()
+            z = torch.logsumexp(self.real_rows(logits).float(), dim=-1).pow(2).mean()
             self.context.add_loss("router_z", self.router_z_loss * z)
+
+    def real_token_mask(self, per_token: torch.Tensor) -> torch.Tensor | None:
+        """The context's real-token mask flattened over the tokens of ``per_token`` (..., K); None: all real.
+
+        Applies only when its (batch, seq) shape is the tokens' shape (a training forward over padded batches)."""
+        mask = None if self.context is None else self.context.token_mask
+        if mask is None or mask.shape != per_token.shape[:-1]:
+            return None
+        return mask.reshape(-1)
+
+    def real_rows(self, per_token: torch.Tensor) -> torch.Tensor:
+        """``per_token`` (..., K) as (real tokens, K): padding rows left out."""
+        flat = per_token.reshape(-1, per_token.shape[-1])
+        mask = self.real_token_mask(per_token)
+        return flat if mask is None else flat[mask]
 
 
 class GatedPriorRouter(Router):
@@ -217,8 +232,9 @@ class SoftmaxRouter(Router):
 class TopKRouter(Router):
     """SiRA's sparse router: the top ``k`` of ``softmax(Rx)``, renormalised over the chosen experts.
 
-    While training, each expert takes at most ``capacity = ceil(capacity_factor · tokens · k / K)`` of the tokens
-    of one call (first come, first served in token order); a token over capacity is dropped *for that expert*
+    While training, each expert takes at most ``capacity = ceil(capacity_factor · tokens · k / K)`` of the real
+    (non-padding) tokens of one call (first come, first served in token order); padding is routed nowhere and
+    counted nowhere, in capacity or in the auxiliary losses. A token over capacity is dropped *for that expert*
     (its gate there becomes 0) and counted in ``dropped_tokens``. Expert dropout zeroes gate entries with
     probability ``expert_dropout`` (no rescaling: the gate is a mixture weight, not an activation). Neither acts
     in eval mode, so an instance's output never depends on what else is in its batch at inference.
@@ -261,9 +277,12 @@ class TopKRouter(Router):
         gates = torch.zeros_like(probs).scatter(-1, index, top / top.sum(-1, keepdim=True))
         if self.training:
             self.record_losses(logits, probs, assigned)
-            capacity = self.capacity(assigned[..., 0].numel())
+            real = self.real_token_mask(assigned)
+            capacity = self.capacity(assigned[..., 0].numel() if real is None else int(real.sum()))
             if capacity is not None:
                 flat = assigned.reshape(-1, self.n_experts)
+                if real is not None:  # padding takes no place in an expert (its gates become 0; its loss is masked)
+                    flat = flat & real[:, None]
                 kept = flat & (flat.long().cumsum(0) <= capacity)
                 if self.context is None or not self.context.recomputing:  # checkpointing reruns the same tokens
                     self.dropped_tokens += (flat & ~kept).sum()
