@@ -230,6 +230,7 @@ CLI_CASES = [
     Cli("train-float-rank", lambda t, a: recipe(t, "adapter.r_a=2.5"), "expected int, got 2.5"),
     Cli("train-zero-rank", lambda t, a: recipe(t, "adapter.r_a=0"), "r_a"),
     Cli("train-unknown-method", lambda t, a: recipe(t, "adapter.method=lorax"), "adapter.method"),
+    Cli("train-method-switched-keys", lambda t, a: recipe(t, "adapter.method=lora"), "are trex's, not lora's"),
     Cli("train-unknown-format", lambda t, a: recipe(t, "data.format=prose"), "is not one of"),
     Cli("train-zero-temperature", lambda t, a: recipe(t, "data.temperature=0"), "temperature must be > 0"),
     Cli("train-zero-kmeans-points", lambda t, a: recipe(t, "intuition.max_points=0"), "max_points must be >= 1"),

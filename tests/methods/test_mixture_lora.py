@@ -159,7 +159,7 @@ def test_sira_padding_takes_no_capacity_and_no_part_in_the_balance_loss():
     """A padded batch routes its real tokens exactly as the same real tokens without padding would."""
     config = SiRAConfig(n_experts=4, r=2, top_k=2, capacity_factor=0.5, expert_dropout=0.0, load_balance_loss=0.1)
     layer = make_layer(config).train()
-    x = torch.randn(2, 9, D_IN, dtype=torch.float64, generator=torch.Generator().manual_seed(0))  # row 1 ends in 3 pads
+    x = torch.randn(2, 9, D_IN, dtype=torch.float64, generator=torch.Generator().manual_seed(0))  # row 1: 3 pads
     mask = torch.ones(2, 9, dtype=torch.long)
     mask[1, 6:] = 0
     real = torch.cat([x[0], x[1, :6]]).unsqueeze(0)  # the 15 real tokens in the same order, as one unpadded row

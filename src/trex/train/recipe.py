@@ -18,7 +18,7 @@ import yaml
 from trex.config import TRexConfig
 from trex.fields import check_value, checked_fields, suggest
 from trex.intuition.kmeans import DEFAULT_N_ITER
-from trex.methods import get_method
+from trex.methods import METHODS, get_method
 from trex.methods.config import AdapterConfig
 
 
@@ -193,7 +193,20 @@ def _build_adapter(data: Any, where: str) -> AdapterConfig:
         config_class = get_method(method).config_class
     except ValueError as err:
         raise ValueError(f"{where}.method: {err}") from None
+    foreign = sorted(set(data) - {f.name for f in dataclasses.fields(config_class)})
+    if foreign:  # typically a recipe written for one method with adapter.method=... switched to another
+        owners = [n for n in METHODS if n != method and not set(foreign) - _field_names(n)]
+        if owners:
+            raise ValueError(
+                f"{where}: {', '.join(foreign)} {'is' if len(foreign) == 1 else 'are'} {owners[0]}'s, not "
+                f"{method}'s (adapter.method is {method!r}); remove {'it' if len(foreign) == 1 else 'them'} from the "
+                f"adapter section, e.g. with a recipe for {method} (trex configs list)"
+            )
     return _build_section(config_class, data, where)
+
+
+def _field_names(method: str) -> set[str]:
+    return {f.name for f in dataclasses.fields(get_method(method).config_class)}
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
