@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -180,3 +182,24 @@ def test_analyze_draws_every_figure_of_trex_and_only_the_loss_of_lora(comparison
     assert result.exit_code == 0, result.output
     assert {p.name for p in (tmp_path / "lora").glob("*.png")} == {"loss.png"}
     assert "no router" in (tmp_path / "lora" / "NOTES.md").read_text()
+
+
+def test_a_running_step_records_its_wall_time_before_it_ends(comparison, tmp_path, monkeypatch):
+    """A sitting killed by SIGKILL (or the machine going away) runs no handler: the heartbeat has written its time."""
+    config = dataclasses.replace(comparison["config"], output_dir=tmp_path / "out")
+    step = driver.Step("lora", 0, "train")
+    sittings = step.marker(config, driver.SITTINGS)
+    sittings.parent.mkdir(parents=True)
+    sittings.write_text(json.dumps({"wall_s": 100.0, "sittings": 1}))  # an earlier sitting's share
+    monkeypatch.setattr(driver, "HEARTBEAT_S", 0.05)
+    seen = []
+
+    def slow_train(step, cfg):
+        time.sleep(0.4)
+        seen.append(json.loads(sittings.read_text()))  # what a kill at this moment would leave
+        return {"steps": 1}
+
+    monkeypatch.setattr(driver, "_train", slow_train)
+    record = driver.run_step(step, config)
+    assert seen[0]["sittings"] == 2 and 100.2 < seen[0]["wall_s"] < record["wall_s"]
+    assert record["sittings"] == 2 and record["wall_s"] >= 100.4

@@ -16,8 +16,9 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 DONE = "done.json"
 RUNNING = "running.json"
 SITTINGS = "sittings.json"
-"""Wall time spent by sittings of a step that were interrupted (a kill -9 loses its own share)."""
+"""Wall time spent by the sittings of a step so far (written every ``HEARTBEAT_S``: a kill -9 loses at most that)."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,15 @@ class StepLock:
         self.path.unlink(missing_ok=True)
 
 
+HEARTBEAT_S = 60.0
+"""How often a running step adds its sitting's wall time to ``sittings.json``."""
+
+
+def _every(seconds: float, stop: threading.Event, action: Callable[[], None]) -> None:
+    while not stop.wait(seconds):
+        action()
+
+
 def run_step(step: Step, config: CompareConfig) -> dict:
     """Do one step (resuming what an interrupted sitting left) and write its ``done.json``."""
     folder = step.folder(config)
@@ -131,11 +141,22 @@ def run_step(step: Step, config: CompareConfig) -> dict:
     sittings = step.marker(config, SITTINGS)
     with StepLock(step.marker(config, RUNNING)):
         earlier = read_json(sittings) or {"wall_s": 0.0, "sittings": 0}
-        try:
-            record = _train(step, config) if step.kind == "train" else _evaluate(step, config)
-        except BaseException:
+
+        def record_sitting() -> None:
             spent = {"wall_s": earlier["wall_s"] + time.perf_counter() - started, "sittings": earlier["sittings"] + 1}
             write_text_atomic(sittings, json.dumps(spent) + "\n")
+
+        stop = threading.Event()
+        heartbeat = threading.Thread(target=_every, args=(HEARTBEAT_S, stop, record_sitting), daemon=True)
+        heartbeat.start()  # a sitting ended by SIGKILL or the machine going away loses at most one interval
+        try:
+            try:
+                record = _train(step, config) if step.kind == "train" else _evaluate(step, config)
+            finally:
+                stop.set()
+                heartbeat.join()
+        except BaseException:
+            record_sitting()
             raise
         record = {
             **record,
