@@ -356,7 +356,9 @@ class RoutedAdapterModel(AdapterModel):
         return intuition.to(self._adapter_device())
 
     def _adapter_device(self) -> torch.device:
-        return next(p for _, p in self._named_adapter_parameters()).device
+        """Where the first adapted layer's own parameters live (asked on every forward: one layer, not all 210)."""
+        layer = self.base_model.get_submodule(self.adapted_modules[0])
+        return next(p for n, p in layer.named_parameters() if not n.startswith("base_layer.")).device
 
     # ---- running ---------------------------------------------------------------------------------------------
 
