@@ -189,7 +189,7 @@ def training_arguments(recipe: Recipe, run_dir: Path) -> TrainingArguments:
         data_seed=t.seed,
         bf16=t.bf16,
         fp16=t.fp16,
-        gradient_checkpointing=t.gradient_checkpointing,
+        activation_checkpointing=t.gradient_checkpointing,  # transformers 5 name of gradient_checkpointing
         train_sampling_strategy="group_by_length" if t.group_by_length else "random",
         logging_steps=t.logging_steps,
         save_strategy="steps",
