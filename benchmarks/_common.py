@@ -154,3 +154,15 @@ def saved_storage_bytes(module: torch.nn.Module, run: Callable[[], object]) -> i
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         run()
     return sum(storages.values())
+
+
+def cloze_items(lm, task: str, data_root: str | Path, limit: int) -> list:
+    """The first ``limit`` evaluation instances of ``task`` as cloze loglik items, as ``trex eval`` builds them."""
+    from trex.data import load_task
+    from trex.eval import LoglikItem
+    from trex.eval.requests import build_requests
+
+    requests = build_requests(
+        task, load_task(task, "eval", data_root, limit), "cloze", lm.tokenizer, lm.chat_template, lm.context_length
+    ).requests
+    return [LoglikItem(r.prompt, r.options, r.intuition_text) for r in requests]

@@ -27,11 +27,9 @@ import tempfile
 from pathlib import Path
 
 import torch
-from _common import interleaved, load_average, summary, write_result
+from _common import cloze_items, interleaved, load_average, summary, write_result
 
-from trex.data import load_task
 from trex.eval import LoglikItem, load_eval_model, score_continuations
-from trex.eval.requests import build_requests
 
 SHAPES = {"copa": "two-option cloze", "piqa": "two-option cloze", "boolq": "two-option cloze",
           "hellaswag": "four-option cloze (HellaSwag)"}  # fmt: skip
@@ -104,11 +102,7 @@ def main() -> None:
         scorers["lm-eval hf"] = lm_eval_scorer(lm, args.batch_size)
     rows = []
     for task in args.tasks:
-        requests = build_requests(
-            task, load_task(task, "eval", args.data_root, args.limit), "cloze", lm.tokenizer, lm.chat_template,
-            lm.context_length,
-        ).requests  # fmt: skip
-        items = [LoglikItem(r.prompt, r.options, r.intuition_text) for r in requests]
+        items = cloze_items(lm, task, args.data_root, args.limit)
         scores = {name: fn(items) for name, fn in scorers.items()}  # also the burn-in
         reference = scores.get("lm-eval hf", scores["trex per-option"])
         fns = {name: (lambda fn=fn, items=items: fn(items)) for name, fn in scorers.items()}

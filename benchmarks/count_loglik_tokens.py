@@ -13,12 +13,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from _common import load_average, write_result
+from _common import cloze_items, load_average, write_result
 
-from trex.data import load_task
-from trex.eval import LoglikItem, load_eval_model
+from trex.eval import load_eval_model
 from trex.eval.loglik import _length_groups, _prepare
-from trex.eval.requests import build_requests
 
 
 def main() -> None:
@@ -32,11 +30,7 @@ def main() -> None:
     lm = load_eval_model(args.model)
     rows = []
     for task in args.tasks:
-        requests = build_requests(
-            task, load_task(task, "eval", args.data_root, args.limit), "cloze", lm.tokenizer, lm.chat_template,
-            lm.context_length,
-        ).requests  # fmt: skip
-        items = [LoglikItem(r.prompt, r.options, r.intuition_text) for r in requests]
+        items = cloze_items(lm, task, args.data_root, args.limit)
         prepared = [p for i, item in enumerate(items) for p in _prepare(lm, i, item, True)]
         order = sorted(
             range(len(prepared)), key=lambda k: (-len(prepared[k].prefix), -max(map(len, prepared[k].rests)))
