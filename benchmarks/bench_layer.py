@@ -3,12 +3,13 @@
     python benchmarks/bench_layer.py                          # d = 576, 2048, 4096; fp32; 2 threads
     python benchmarks/bench_layer.py --dims 576 --compile     # also torch.compile (inductor) on T-REX and LoRA
 
-Methods: T-REX 4x8 / 8x8 / 2x16 (paper preset, with intuition; the fused path, and 4x8 also op by op as the
-reference), MoR1E (20 diagonal experts), peft's LoRA layer r=16/32, MoLoRA 8x4, SiRA 8x4, and the frozen layer
-alone. Time: ``y = layer(x); y.backward(dy)`` with ``x.requires_grad`` (as inside a network), round-robin over the
-methods for --repeats rounds; the median is the number to read. Saved activations: every tensor autograd keeps
-for backward, seen through ``torch.autograd.graph.saved_tensors_hooks``, unique storages, parameters excluded,
-at two token counts; bytes/token is the difference over the difference in tokens (deterministic, not timed).
+Methods: T-REX 4x8 / 8x8 / 2x16 (paper preset, with intuition; the fused path, 4x8 also with the factorised router
+and op by op as the reference), MoR1E (20 diagonal experts), peft's LoRA layer r=16/32, MoLoRA 8x4, SiRA 8x4, and
+the frozen layer alone. Time: ``y = layer(x); y.backward(dy)`` with ``x.requires_grad`` (as inside a network),
+round-robin over the methods for --repeats rounds; the median is the number to read. Saved activations: every
+tensor autograd keeps for backward, seen through ``torch.autograd.graph.saved_tensors_hooks``, unique storages,
+parameters excluded, at two token counts; bytes/token is the difference over the difference in tokens
+(deterministic, not timed).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def make_layers(d: int, dtype: torch.dtype) -> dict[str, nn.Module]:
         "frozen": base(),
         "T-REX 4x8": trex(TRexConfig(r_a=4, r_b=8)),
         "T-REX 4x8 (op by op)": trex(TRexConfig(r_a=4, r_b=8), fused=False),
+        "T-REX 4x8 factorised": trex(TRexConfig(r_a=4, r_b=8, factorised_router=True)),
         "T-REX 8x8": trex(TRexConfig(r_a=8, r_b=8)),
         "T-REX 2x16": trex(TRexConfig(r_a=2, r_b=16)),
         "MoR1E": trex(MoR1EConfig()),

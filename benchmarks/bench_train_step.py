@@ -5,11 +5,12 @@
     python benchmarks/bench_train_step.py --device cuda --dtype bfloat16 --compile
 
 Every method of ``trex.methods.METHODS`` with its default config (T-REX 4x8 paper preset, MoR1E, peft LoRA r=32,
-MoLoRA 8x4, SiRA 8x4) plus T-REX 4x8 run op by op (``TRexLinear.fused = False``, the path before the fused one) on
-every nn.Linear but the head, steps interleaved round-robin after a burn-in so drift in machine load hits all alike;
-medians and ratios to LoRA are the numbers to read. Memory: on CUDA the peak allocated per step; on CPU (no
-allocator statistics) the bytes autograd saves for backward in one step (saved_tensors_hooks, unique storages,
-parameters excluded) and the adapter's parameter + gradient + AdamW state bytes.
+MoLoRA 8x4, SiRA 8x4) plus T-REX 4x8 run op by op (``TRexLinear.fused = False``, the path before the fused one) and
+T-REX 4x8 with the factorised router (``factorised_router=True``: 12 router rows instead of 32), on every nn.Linear
+but the head, steps interleaved round-robin after a burn-in so drift in machine load hits all alike; medians and
+ratios to LoRA are the numbers to read. Memory: on CUDA the peak allocated per step; on CPU (no allocator
+statistics) the bytes autograd saves for backward in one step (saved_tensors_hooks, unique storages, parameters
+excluded) and the adapter's parameter + gradient + AdamW state bytes.
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ def base_model(name: str, layers: int | None, dtype: torch.dtype):
     return model
 
 
-def build(base, method: str, fused: bool = True):
-    model = build_adapter_model(copy.deepcopy(base), METHODS[method].config_class())
+def build(base, method: str, fused: bool = True, **options):
+    model = build_adapter_model(copy.deepcopy(base), METHODS[method].config_class(**options))
     for module in model.modules():
         if isinstance(module, TRexLinear):
             module.fused = fused
@@ -102,6 +103,7 @@ def main() -> None:
     models = {m: build(base, m) for m in args.methods}
     if "trex" in models:
         models["trex (op by op)"] = build(base, "trex", fused=False)
+        models["trex (factorised router)"] = build(base, "trex", factorised_router=True)
     batches = {}
     for name, model in models.items():
         batch = {"input_ids": ids, "labels": ids}

@@ -179,6 +179,9 @@ def targets_section(layer: dict, train: dict, generate: dict, evals: dict) -> li
         name = f"{model}{f' ({layers} blocks)' if layers else ''}, {threads} thr"
         row = _row(record, method="trex")
         add("T-REX 4x8 train step ≤ 0.95 × LoRA r=32 (eager)", name, row and row["ratio_to_lora"], 0.95, True)
+        row = _row(record, method="trex (factorised router)")
+        add("T-REX 4x8, factorised router (option), train step ≤ 0.95 × LoRA r=32 (eager)", name,
+            row and row["ratio_to_lora"], 0.95, True)  # fmt: skip
         row = _row(record, method="trex (compiled)")
         add("T-REX 4x8 train step ≤ 1.0 × LoRA r=32 (compiled)", name, row and row["ratio_to_lora"], 1.0, True)
     for record in layer.values():
@@ -224,8 +227,8 @@ def targets_section(layer: dict, train: dict, generate: dict, evals: dict) -> li
 def plot(layer_records: list[dict], train: dict) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
     ax = axes[0]
-    methods = ["T-REX 4x8", "T-REX 4x8 (op by op)", "T-REX 8x8", "T-REX 2x16", "MoR1E", "LoRA r=16", "MoLoRA 8x4",
-               "SiRA 8x4"]  # fmt: skip
+    methods = ["T-REX 4x8", "T-REX 4x8 factorised", "T-REX 4x8 (op by op)", "T-REX 8x8", "T-REX 2x16", "MoR1E",
+               "LoRA r=16", "MoLoRA 8x4", "SiRA 8x4"]  # fmt: skip
     record = min(layer_records, key=lambda r: r["config"]["threads"]) if layer_records else None
     if record:
         dims = sorted({r["d"] for r in record["rows"]})

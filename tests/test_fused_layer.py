@@ -26,6 +26,8 @@ CONFIGS = [
     pytest.param(dict(mode="grid", preset="clean", n_clusters=3, intuition_mapping=True), id="grid-clean-mapped"),
     pytest.param(dict(mode="grid", preset="paper", use_intuition=False), id="grid-paper-router-only"),
     pytest.param(dict(mode="grid", preset="clean", use_intuition=False), id="grid-clean-router-only"),
+    pytest.param(dict(mode="grid", preset="paper", factorised_router=True), id="grid-paper-factorised"),
+    pytest.param(dict(mode="grid", preset="clean", r_a=2, r_b=16, factorised_router=True), id="grid-clean-factorised"),
 ]
 
 

@@ -17,6 +17,8 @@ CONFIGS = [
     pytest.param(dict(mode="diagonal", r_a=4, r_b=4, preset="clean"), id="diagonal-clean"),
     pytest.param(dict(mode="grid", preset="paper", n_clusters=5, intuition_mapping=True), id="grid-paper-mapped"),
     pytest.param(dict(mode="grid", preset="clean", n_clusters=3, intuition_mapping=True), id="grid-clean-mapped"),
+    pytest.param(dict(mode="grid", preset="paper", factorised_router=True), id="grid-paper-factorised"),
+    pytest.param(dict(mode="grid", preset="clean", r_a=2, r_b=16, factorised_router=True), id="grid-clean-factorised"),
 ]
 
 
@@ -37,6 +39,10 @@ def naive_reference(layer: TRexLinear, x: torch.Tensor, s: torch.Tensor) -> torc
         s = s @ layer.trex_router.prior_map.double().T
     s = s[:, None, :]  # one intuition row per instance, shared by its tokens
     logits = x @ R.T
+    if c.factorised_router:  # r_a row logits, then r_b column logits; cell k = (row k // r_b, column k % r_b)
+        assert R.shape[0] == c.r_a + c.r_b
+        cells = [logits[..., k // c.r_b] + logits[..., c.r_a + k % c.r_b] for k in range(c.n_experts)]
+        logits = torch.stack(cells, -1)
     if c.preset == "paper":
         w = torch.sigmoid(c.gate_sharpness * layer.trex_router.intuition_gate.double())
         out_gate = torch.sigmoid(c.gate_sharpness * layer.trex_router.output_gate.double())
@@ -73,6 +79,23 @@ def test_routing_weights_reproduce_the_layer(kwargs):
     expected = layer.base_layer(x) + ((x @ layer.trex_A.T)[..., :, None] * G).sum(-2) @ layer.trex_B.T
     with layer.routing.use(s):
         torch.testing.assert_close(layer(x), expected, rtol=1e-10, atol=1e-10)
+
+
+def test_factorised_router_is_a_row_softmax_times_a_column_softmax():
+    """Softmax over the cells of (row + column) logits == outer product of the two small softmaxes."""
+    layer = make_layer(preset="paper", factorised_router=True, use_intuition=False)
+    assert layer.trex_router.weight.shape == (4 + 8, 12)
+    x = torch.randn(3, 5, 12, dtype=torch.float64)
+    rows, cols = (x @ layer.trex_router.weight.T).split([4, 8], dim=-1)
+    expected = torch.softmax(rows, -1)[..., :, None] * torch.softmax(cols, -1)[..., None, :]
+    torch.testing.assert_close(layer.router_probabilities(x, None), expected.flatten(-2), rtol=1e-12, atol=1e-12)
+
+
+def test_factorised_router_needs_a_grid_and_a_router():
+    with pytest.raises(ValueError, match="factorised_router needs mode='grid'"):
+        TRexConfig(mode="diagonal", r_a=4, r_b=4, factorised_router=True)
+    with pytest.raises(ValueError, match="factorised_router=True needs use_router=True"):
+        TRexConfig(factorised_router=True, use_router=False)
 
 
 def test_paper_preset_at_init_mixes_token_and_intuition_halves():

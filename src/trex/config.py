@@ -25,6 +25,9 @@ class TRexConfig(AdapterConfig):
     the experts are the ``r`` pairs ``(a_i, b_i)``. A per-token router, fused with the per-instance
     intuition vector ``s``, gives the routing matrix ``G`` and ``y = W0 x + B (Gᵀ (A x))``.
 
+    ``factorised_router=True`` (not in the papers) gives the router one logit per row and per column of the grid
+    instead of per cell; see ``trex.methods.routers``.
+
     The two presets differ only in how ``G`` is formed (``p`` = softmax over all expert cells):
 
     ============  ======================================================================================
@@ -94,6 +97,14 @@ class TRexConfig(AdapterConfig):
             "a one-hot of the task's human category (the ablation of v2 Table 5); needs intuition_mapping=True."
         },
     )
+    factorised_router: bool = field(
+        default=False,
+        metadata={
+            "help": "grid mode: the router gives r_a row and r_b column logits, a cell's logit is their sum (the "
+            "softmax over cells is then a row softmax times a column softmax): (r_a + r_b) x d_in router weights "
+            "instead of r_a*r_b x d_in. Not in the papers (their router has one logit per cell); either preset."
+        },
+    )
     dropout: float = field(default=0.0, metadata={"help": "Dropout on the adapter input (A and router)."})
     token_coefficient: float = field(
         default=32.0,
@@ -139,6 +150,10 @@ class TRexConfig(AdapterConfig):
             )
         if self.preset not in ("paper", "clean"):
             raise ValueError(f"TRexConfig.preset must be 'paper' or 'clean', got {self.preset!r}")
+        if self.factorised_router and self.mode != "grid":
+            raise ValueError("TRexConfig.factorised_router needs mode='grid': the diagonal has no rows and columns")
+        if self.factorised_router and not self.use_router:
+            raise ValueError("TRexConfig.factorised_router=True needs use_router=True: no router to factorise")
         if not self.use_router and not self.use_intuition:
             raise ValueError("TRexConfig: use_router=False and use_intuition=False leave nothing to route with")
         self._check_prior()

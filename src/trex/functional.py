@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from trex.methods.routers import expand_grid_logits
+
 
 def mix_rank_one(ax: torch.Tensor, g: torch.Tensor, r_b: int, diagonal: bool) -> torch.Tensor:
     """``z_j = Σ_i (A x)_i G_ij``: the r_b-wide vector that B maps to the output, without a loop over experts."""
@@ -45,22 +47,26 @@ def rank_one_mixture_from(
     prior_term: torch.Tensor | None,
     r_b: int,
     diagonal: bool,
+    grid: tuple[int, int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(output, router probabilities) from A and the router already stacked (``AR``) and the prior already scaled.
 
     The forward computation of ``fused_rank_one_mixture``; a layer that runs without gradients calls it directly
-    with both inputs cached, since they change only when the weights or the intuition do.
+    with both inputs cached, since they change only when the weights or the intuition do. ``grid``: the router is
+    factorised (row + column logits, ``trex.methods.routers.expand_grid_logits``).
     """
     h = torch.nn.functional.linear(x, AR)  # one pass over x for A and the router
     ax, logits = h[..., :r_a], h[..., r_a:]
+    if grid is not None:
+        logits = expand_grid_logits(logits, grid)
     p = torch.softmax(logits if logit_bias is None else logits + logit_bias, dim=-1)
     g = p * scale if prior_term is None else torch.addcmul(prior_term, p, scale)
     return torch.nn.functional.linear(mix_rank_one(ax, g, r_b, diagonal), B), p
 
 
-def _mixture(x, A, R, B, a, lb, b, s, r_b, diagonal) -> tuple[torch.Tensor, torch.Tensor]:
+def _mixture(x, A, R, B, a, lb, b, s, r_b, diagonal, grid) -> tuple[torch.Tensor, torch.Tensor]:
     return rank_one_mixture_from(
-        x, torch.cat([A, R]), A.shape[0], B, a, lb, None if s is None else b * s, r_b, diagonal
+        x, torch.cat([A, R]), A.shape[0], B, a, lb, None if s is None else b * s, r_b, diagonal, grid
     )
 
 
@@ -74,16 +80,16 @@ class _RankOneMixture(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, A, R, B, a, lb, b, s, r_b, diagonal):  # noqa: D102
-        out, p = _mixture(x, A, R, B, a, lb, b, s, r_b, diagonal)
+    def forward(ctx, x, A, R, B, a, lb, b, s, r_b, diagonal, grid):  # noqa: D102
+        out, p = _mixture(x, A, R, B, a, lb, b, s, r_b, diagonal, grid)
         ctx.save_for_backward(x, A, R, B, a, b, s, p)  # A, R, B, a, b are parameters or tiny: x and p are the cost
-        ctx.shape = (r_b, diagonal, None if lb is None else lb.shape)
+        ctx.shape = (r_b, diagonal, None if lb is None else lb.shape, grid)
         return out
 
     @staticmethod
     def backward(ctx, dout):  # noqa: D102
         x, A, R, B, a, b, s, p = ctx.saved_tensors
-        r_b, diagonal, lb_shape = ctx.shape
+        r_b, diagonal, lb_shape, grid = ctx.shape
         ax = torch.nn.functional.linear(x, A)
         g = p * a if s is None else torch.addcmul(b * s, p, a)
         z = mix_rank_one(ax, g, r_b, diagonal)
@@ -103,12 +109,16 @@ class _RankOneMixture(torch.autograd.Function):
         dlb = None
         if lb_shape is not None and need[5]:
             dlb = dlogits.sum_to_size(lb_shape) if dlogits.shape != lb_shape else dlogits
-        dh = torch.cat([dax, dlogits], dim=-1)
+        if grid is not None:  # a cell's logit is its row's plus its column's
+            cells = dlogits.unflatten(-1, grid)
+            dh = torch.cat([dax, cells.sum(-1), cells.sum(-2)], dim=-1)
+        else:
+            dh = torch.cat([dax, dlogits], dim=-1)
         dx = dh.matmul(torch.cat([A, R])) if need[0] else None
         dA = dR = None
         if need[1] or need[2]:
             dA, dR = dh.reshape(-1, dh.shape[-1]).T.matmul(x.reshape(-1, x.shape[-1])).split([A.shape[0], R.shape[0]])
-        return dx, dA, dR, dB, da, dlb, db, ds, None, None
+        return dx, dA, dR, dB, da, dlb, db, ds, None, None, None
 
 
 def fused_rank_one_mixture(
@@ -122,6 +132,7 @@ def fused_rank_one_mixture(
     prior: torch.Tensor | None,
     r_b: int,
     diagonal: bool,
+    grid: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """``B · mix_rank_one(A x, scale·softmax(R x + logit_bias) + prior_scale·prior)``: a T-REX layer's adapter output.
 
@@ -129,10 +140,11 @@ def fused_rank_one_mixture(
     the autograd graph as one node that saves ``x`` and the K router probabilities per token (A, the router, B and
     the prior are kept as the tensors given). ``scale`` and ``prior_scale`` are 1-element tensors (trainable gate
     products or constants); ``logit_bias`` and ``prior`` broadcast over the tokens of an instance. A and the
-    router read x in one matmul over their concatenation.
+    router read x in one matmul over their concatenation. ``grid``: ``R x`` holds row and column logits of a
+    factorised router, expanded to the cells before the softmax.
     """
     inputs = (x, A, router_weight, B, scale, logit_bias, prior_scale, prior)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
-        return _RankOneMixture.apply(*inputs, r_b, diagonal)
+        return _RankOneMixture.apply(*inputs, r_b, diagonal, grid)
     # nothing to differentiate (generation, evaluation): the same math without an autograd node's bookkeeping
-    return _mixture(*inputs, r_b, diagonal)[0]
+    return _mixture(*inputs, r_b, diagonal, grid)[0]

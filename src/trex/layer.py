@@ -23,6 +23,7 @@ def trex_router(config: TRexConfig, d_in: int, routing: RoutingContext, factory:
         load_balance_loss=config.load_balance_loss,
         router_z_loss=config.router_z_loss,
         context=routing,
+        grid=(config.r_a, config.r_b) if config.factorised_router else None,
         **factory,
     )
     if config.preset == "paper":
@@ -45,6 +46,7 @@ class TRexLinear(AdapterLayer):
         x: (..., d_in)          W0 = base_layer.weight: (d_out, d_in), frozen
         A = trex_A: (r_a, d_in)  Kaiming-uniform     B = trex_B: (d_out, r_b), zero (so y = W0 x at init)
         R = trex_router.weight: (K, d_in), zero      cell k of G is (A-row k // r_b, B-column k % r_b)
+            (factorised_router: (r_a + r_b, d_in), row and column logits whose sums are the K cell logits)
         s: (batch, n_clusters) intuition, one row per instance, broadcast over the tokens of that instance
         G: (..., r_a, r_b) per token; on the diagonal (v1 MoR1E) G is diagonal and K = r_a = r_b
 
@@ -98,7 +100,7 @@ class TRexLinear(AdapterLayer):
         if form is not None:
             return fused_rank_one_mixture(
                 x, self.trex_A, self.trex_router.weight, self.trex_B, *form, self.config.r_b,
-                self.config.mode == "diagonal",
+                self.config.mode == "diagonal", self.trex_router.grid,
             )  # fmt: skip
         ax, logits = self._project(x)
         mixed = mix_rank_one(ax, self.trex_router(logits, prior), self.config.r_b, self.config.mode == "diagonal")
@@ -171,7 +173,7 @@ class TRexLinear(AdapterLayer):
         gated = type(router) is GatedPriorRouter
         return rank_one_mixture_from(
             x, stacked, self.config.r_a, self.trex_B, scale, None if gated else term, term if gated else None,
-            self.config.r_b, self.config.mode == "diagonal",
+            self.config.r_b, self.config.mode == "diagonal", router.grid,
         )[0]  # fmt: skip
 
     def routing_weights(self, x: torch.Tensor, intuition: torch.Tensor | None) -> torch.Tensor:

@@ -41,7 +41,7 @@ class ParameterCount:
 def describe(config: AdapterConfig) -> str:
     """A short label of a method config: its name and shape."""
     if isinstance(config, TRexConfig):
-        shape = f"{config.r_a}x{config.r_b} {config.mode}"
+        shape = f"{config.r_a}x{config.r_b} {config.mode}" + (" factorised router" if config.factorised_router else "")
         return f"{config.display_name} {shape}" + ("" if config.use_intuition else " w/o intuition")
     if config.method == "lora":
         return f"LoRA r={config.r}"

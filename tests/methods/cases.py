@@ -28,6 +28,7 @@ CASES = [
     Case("trex-clean", "trex", dict(r_a=2, r_b=4, preset="clean")),
     Case("trex-no-intuition", "trex", dict(r_a=2, r_b=4, use_intuition=False)),
     Case("trex-intuition-only", "trex", dict(r_a=2, r_b=4, use_router=False)),
+    Case("trex-factorised", "trex", dict(r_a=2, r_b=4, factorised_router=True)),
     Case("trex-task-category", "trex", dict(r_a=2, r_b=4, intuition_source="task_category", intuition_mapping=True)),
     Case("mor1e", "mor1e", dict(r_a=5, r_b=5, token_coefficient=5.0)),
     Case("lora", "lora", dict(r=4, alpha=8.0)),

@@ -176,7 +176,8 @@ def expected_trainable(config, shapes: list[tuple[int, int]]) -> int:
         elif config.method in ("trex", "mor1e"):
             k = config.n_experts
             total += config.r_a * d_in + d_out * config.r_b
-            total += k * d_in if config.use_router else 0
+            router_rows = config.r_a + config.r_b if config.factorised_router else k  # row + column logits
+            total += router_rows * d_in if config.use_router else 0
             total += k * width if width is not None and config.intuition_mapping else 0
             if config.preset == "paper":  # output gate h, and the token/intuition gate g with a token router
                 total += 1 + (1 if config.use_router else 0)

@@ -39,7 +39,8 @@ def analytic_flops(config: AdapterConfig, d_in: int, d_out: int) -> int:
     if method == "lora":
         return 2 * config.r * (d_in + d_out)
     if isinstance(config, TRexConfig):  # trex and mor1e: A and the router in one product, then B
-        router = config.n_experts if config.use_router else 0
+        router = config.r_a + config.r_b if config.factorised_router else config.n_experts  # rows of its weight
+        router = router if config.use_router else 0
         return 2 * d_in * (config.r_a + router) + 2 * config.r_b * d_out
     if method in ("molora", "sira"):  # E experts of rank r and the router in one product, then B
         experts = config.n_experts * config.r

@@ -15,6 +15,12 @@ the layers, the metrics and the config.
                                   per batch and expert dropout on the gate, both during training only
 ================================  ===========================================================================
 
+A router over an ``r_a x r_b`` grid of experts can be *factorised* (``grid=(r_a, r_b)``): its weight gives r_a row
+logits and r_b column logits instead of one logit per cell, and a cell's logit is the sum of its row's and its
+column's, so ``softmax`` over the cells is the outer product of a row and a column softmax. The router then holds
+``(r_a + r_b) x d_in`` weights instead of ``r_a r_b x d_in`` (12 vs 32 rows for 4 x 8); every rule above applies
+unchanged to the expanded cell logits.
+
 Auxiliary losses (``load_balance_loss``, ``router_z_loss`` weights) are available to every router; a router adds
 them to the shared ``RoutingContext`` while training, and the adapter model hands their sum to the trainer.
 """
@@ -52,11 +58,15 @@ class Router(nn.Module):
         router_z_loss: float = 0.0,
         context: RoutingContext | None = None,
         init_weight: Literal["zeros", "normal"] = "zeros",
+        grid: tuple[int, int] | None = None,
         **factory,
     ) -> None:
         super().__init__()
-        self.n_experts, self.prior_width = n_experts, prior_width
-        self.weight = nn.Parameter(torch.empty(n_experts, d_in, **factory)) if token_router else None
+        if grid is not None and grid[0] * grid[1] != n_experts:
+            raise ValueError(f"a factorised router's grid {grid[0]} x {grid[1]} must have n_experts={n_experts} cells")
+        self.n_experts, self.prior_width, self.grid = n_experts, prior_width, grid
+        rows = n_experts if grid is None else sum(grid)
+        self.weight = nn.Parameter(torch.empty(rows, d_in, **factory)) if token_router else None
         self.prior_map = (
             nn.Parameter(torch.empty(n_experts, prior_width, **factory))
             if map_prior and prior_width is not None
@@ -79,7 +89,11 @@ class Router(nn.Module):
     @property
     def n_logits(self) -> int:
         """Rows this router adds to the layer's fused projection."""
-        return 0 if self.weight is None else self.n_experts
+        return 0 if self.weight is None else self.weight.shape[0]
+
+    def cell_logits(self, logits: torch.Tensor | None) -> torch.Tensor | None:
+        """The K per-expert logits: the layer's router logits, or a factorised router's row + column sums."""
+        return logits if logits is None or self.grid is None else expand_grid_logits(logits, self.grid)
 
     def mapped_prior(self, prior: torch.Tensor | None) -> torch.Tensor | None:
         """The prior on the K experts (after the learned map, if any)."""
@@ -163,6 +177,7 @@ class GatedPriorRouter(Router):
         prior = self.mapped_prior(prior)
         if logits is None:  # intuition only: no token router
             return (out * self.intuition_coefficient) * prior
+        logits = self.cell_logits(logits)
         probs = torch.softmax(logits, dim=-1)
         self._record(logits, probs)
         w = torch.sigmoid(self.sharpness * self.intuition_gate)
@@ -179,13 +194,20 @@ class GatedPriorRouter(Router):
         if logits is None:
             prior = self.mapped_prior(prior)
             return torch.softmax(prior, dim=-1)
-        return torch.softmax(logits, dim=-1)
+        return torch.softmax(self.cell_logits(logits), dim=-1)
 
     def gate_values(self) -> dict[str, float]:
         values = {"output_gate": torch.sigmoid(self.sharpness * _whole(self.output_gate)).item()}
         if self.intuition_gate is not None:
             values["token_share"] = torch.sigmoid(self.sharpness * _whole(self.intuition_gate)).item()
         return values
+
+
+def expand_grid_logits(logits: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """(..., r_a + r_b) row and column logits -> (..., r_a r_b) cell logits; cell k = (row k // r_b, column k % r_b)
+    gets row + column, so the softmax over cells is the product of the rows' and the columns' softmax."""
+    rows, cols = logits.split(grid, dim=-1)
+    return (rows.unsqueeze(-1) + cols.unsqueeze(-2)).flatten(-2)
 
 
 def _whole(param: torch.Tensor) -> torch.Tensor:
@@ -213,7 +235,7 @@ class SoftmaxRouter(Router):
         )
 
     def _logits(self, logits: torch.Tensor | None, prior: torch.Tensor | None) -> torch.Tensor:
-        prior = self.mapped_prior(prior)
+        logits, prior = self.cell_logits(logits), self.mapped_prior(prior)
         if prior is None:
             return logits
         weighted = self.prior_scale * prior
@@ -222,7 +244,7 @@ class SoftmaxRouter(Router):
     def forward(self, logits: torch.Tensor | None, prior: torch.Tensor | None) -> torch.Tensor:
         probs = torch.softmax(self._logits(logits, prior), dim=-1)
         if self.training and (self.load_balance_loss > 0 or self.router_z_loss > 0):
-            self.record_losses(logits, probs, F.one_hot(probs.argmax(-1), self.n_experts))
+            self.record_losses(self.cell_logits(logits), probs, F.one_hot(probs.argmax(-1), self.n_experts))
         return self.scale * probs
 
     def probabilities(self, logits: torch.Tensor | None, prior: torch.Tensor | None) -> torch.Tensor:
@@ -262,7 +284,7 @@ class TopKRouter(Router):
         self.register_buffer("routed_tokens", torch.zeros((), dtype=torch.long), persistent=False)
 
     def _logits(self, logits: torch.Tensor, prior: torch.Tensor | None) -> torch.Tensor:
-        prior = self.mapped_prior(prior)
+        logits, prior = self.cell_logits(logits), self.mapped_prior(prior)
         return logits if prior is None else logits + self.prior_scale * prior
 
     def capacity(self, tokens: int) -> int | None:
@@ -276,7 +298,7 @@ class TopKRouter(Router):
         assigned = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, index, True)
         gates = torch.zeros_like(probs).scatter(-1, index, top / top.sum(-1, keepdim=True))
         if self.training:
-            self.record_losses(logits, probs, assigned)
+            self.record_losses(self.cell_logits(logits), probs, assigned)
             real = self.real_token_mask(assigned)
             capacity = self.capacity(assigned[..., 0].numel() if real is None else int(real.sum()))
             if capacity is not None:
