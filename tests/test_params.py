@@ -51,6 +51,16 @@ def test_diagonal_counts(tiny_config_file):
     assert counts[0].trainable == expected
 
 
+def test_factorised_router_counts(tiny_config_file):
+    shapes = module_shapes(64, 160, 32) * 3
+    expected = sum(4 * d_in + 8 * d_out + (4 + 8) * d_in + 2 for d_in, d_out in shapes)  # 12 router rows, not 32
+    counts = count_added_parameters(load_model_config(tiny_config_file), TRexConfig(factorised_router=True))
+    assert counts[0].trainable == expected
+    result = CliRunner().invoke(app, ["params", str(tiny_config_file), "--method", "trex", "--factorised-router"])
+    assert result.exit_code == 0, result.output
+    assert f"{expected:,d}" in result.output and "factorised router" in result.output
+
+
 def test_cli_prints_the_table(tiny_config_file):
     result = CliRunner().invoke(app, ["params", str(tiny_config_file), "--lora-rank", "8"])
     assert result.exit_code == 0, result.output

@@ -40,6 +40,9 @@ def params(
     r_a: Annotated[int, typer.Option(help="Rows of A (T-REX).")] = 4,
     r_b: Annotated[int, typer.Option(help="Columns of B (T-REX).")] = 8,
     mode: Annotated[str, typer.Option(help="'grid' or 'diagonal' (T-REX).")] = "grid",
+    factorised_router: Annotated[
+        bool, typer.Option(help="T-REX with row + column router logits instead of one per cell.")
+    ] = False,
     lora_rank: Annotated[list[int], typer.Option(help="Extra LoRA ranks to count (repeatable).")] = [],  # noqa: B006
 ) -> None:
     """Added trainable parameters of every method, and their share of the model (no weights needed)."""
@@ -52,7 +55,10 @@ def params(
     configs = []
     for name in method or list(METHODS):
         config_class = get_method(name).config_class
-        configs.append(config_class(r_a=r_a, r_b=r_b, mode=mode) if config_class is TRexConfig else config_class())
+        if config_class is TRexConfig:
+            configs.append(TRexConfig(r_a=r_a, r_b=r_b, mode=mode, factorised_router=factorised_router))
+        else:
+            configs.append(config_class())
     counts = count_added_parameters(config, configs, tuple(lora_rank))
     table = Table(title=f"Added parameters for {model_config} ({counts[0].base:,d} base parameters)")
     for column in ("method", "added trainable", "added / base", "added / (base + added) (papers' #ATP)"):

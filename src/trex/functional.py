@@ -70,6 +70,16 @@ def _mixture(x, A, R, B, a, lb, b, s, r_b, diagonal, grid) -> tuple[torch.Tensor
     )
 
 
+def _times_thin(wide: torch.Tensor, thin: torch.Tensor) -> torch.Tensor:
+    """``wide @ thin`` for (N, d) x (d, r): computed as ``(thinᵀ wideᵀ)ᵀ`` when r < 16.
+
+    On the CPU, MKL's sgemm took 3-4x longer for ``dout @ B`` and ~5-10x longer for ``doutᵀ z`` with r_b = 8 than
+    for the same products transposed (N = 512, d = 576 to 4096, 1 thread; at r = 16 and 32 the orientations are
+    within 15%), and the backward pass needs both; a GPU BLAS reads either orientation alike.
+    """
+    return thin.T.matmul(wide.T).T if thin.shape[-1] < 16 else wide.matmul(thin)
+
+
 class _RankOneMixture(torch.autograd.Function):
     """``out = B · mix(A x, a·softmax(R x + lb) + b·s)``: one node in the graph, only ``x`` and the softmax kept.
 
@@ -93,8 +103,9 @@ class _RankOneMixture(torch.autograd.Function):
         ax = torch.nn.functional.linear(x, A)
         g = p * a if s is None else torch.addcmul(b * s, p, a)
         z = mix_rank_one(ax, g, r_b, diagonal)
-        dz = dout.matmul(B)
-        dB = dout.reshape(-1, dout.shape[-1]).T.matmul(z.reshape(-1, z.shape[-1]))
+        flat_dout = dout.reshape(-1, dout.shape[-1])
+        dz = _times_thin(flat_dout, B).reshape(*dout.shape[:-1], B.shape[1])
+        dB = z.reshape(-1, z.shape[-1]).T.matmul(flat_dout).T  # (zᵀ dout)ᵀ: see _times_thin
         dax, dg = _mix_and_grads(ax, g, dz, r_b, diagonal)
         need = ctx.needs_input_grad
         dgp = dg * p

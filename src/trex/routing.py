@@ -31,7 +31,9 @@ class RoutingContext:
     _views: dict[tuple, torch.Tensor] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name == "intuition":  # views of the previous intuition must never be served for a new one
+        # views of the previous intuition must never be served for a new one; generate sets the same tensor again
+        # before every decoding step, which keeps them (an in-place change is in the key: its version counter)
+        if name == "intuition" and value is not self.__dict__.get("intuition"):
             object.__setattr__(self, "_views", {})
         object.__setattr__(self, name, value)
 
