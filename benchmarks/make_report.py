@@ -256,13 +256,14 @@ def plot(layer_records: list[dict], train: dict) -> None:
         ax.set_title(f"one layer, fp32, {record['config']['threads']} thread(s)")
         ax.legend()
     ax = axes[1]
-    for k, ((model, threads, _, layers, _), rec) in enumerate(
-        sorted(train.items(), key=lambda kv: (str(kv[0][0]), kv[0][1]))
-    ):
-        names = [r["method"] for r in rec["rows"]]
-        ax.bar([i + k * 0.2 for i in range(len(names))], [r["ratio_to_lora"] for r in rec["rows"]], 0.2,
+    runs = sorted(train.items(), key=lambda kv: (str(kv[0][0]), kv[0][1], kv[0][4]))
+    names = list(dict.fromkeys(r["method"] for _, rec in runs for r in rec["rows"]))  # one x position per method
+    width = 0.8 / max(len(runs), 1)
+    for k, ((model, threads, _, layers, _), rec) in enumerate(runs):
+        ratios = {r["method"]: r["ratio_to_lora"] for r in rec["rows"]}
+        ax.bar([i + k * width for i in range(len(names))], [ratios.get(n, float("nan")) for n in names], width,
                label=f"{model}{f' ({layers} blocks)' if layers else ''}, {threads} thr")  # fmt: skip
-        ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_xticks([i + width * (len(runs) - 1) / 2 for i in range(len(names))], names, rotation=30, ha="right")
     ax.axhline(1.0, color="black", lw=0.8)
     ax.axhline(0.95, color="red", lw=0.8, ls="--", label="target 0.95")
     ax.set_ylabel("train step time ÷ LoRA r=32")
