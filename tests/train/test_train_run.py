@@ -134,3 +134,35 @@ def test_user_jsonl_task_with_a_bad_line_names_file_and_line(tmp_path):
     recipe = load_recipe(RECIPE, [f"output_dir={tmp_path / 'run'}", f"data.tasks=[{path}]"])
     with pytest.raises(DataError, match=r"mine.jsonl:2: malformed JSON"):
         run_training(recipe)
+
+
+def test_other_processes_write_nothing_before_the_main_process_checked_the_folder(tmp_path, monkeypatch):
+    """In a 2-process launch rank 1 must not put its bank in the folder before rank 0 has checked it (rank 0 then
+    found a non-empty folder without recipe.yaml and refused it: a DeepSpeed ZeRO-3 run in CI)."""
+    import trex.train.run as run_module
+
+    class Waited(Exception):
+        pass
+
+    def stop(run_dir: Path) -> None:
+        assert not run_dir.exists() or not any(run_dir.iterdir()), "wrote into the run folder before waiting"
+        raise Waited
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(run_module, "wait_for_checked_folder", stop)
+    folder = tmp_path / "run"
+    with pytest.raises(Waited):
+        run_training(load_recipe(RECIPE, [f"output_dir={folder}", f"intuition.cache_dir={tmp_path / 'cache'}"]))
+    assert not folder.exists()
+
+
+def test_waiting_for_the_checked_folder_ends_when_its_recipe_appears(tmp_path):
+    import threading
+
+    from trex.train.run import RECIPE_FILE, wait_for_checked_folder
+
+    timer = threading.Timer(0.3, lambda: (tmp_path / RECIPE_FILE).write_text("x: 1\n"))
+    timer.start()
+    wait_for_checked_folder(tmp_path, poll_s=0.05)
+    assert (tmp_path / RECIPE_FILE).is_file()

@@ -52,10 +52,12 @@ ABLATION_ROWS = (
 """v2 Table 5's rows: (intuition, rank-1, paper row kind, what it is)."""
 
 
-def paper_row(adapter) -> str:
-    """Which row of the paper a method's adapter config corresponds to."""
+def paper_row(adapter) -> str | None:
+    """Which row of the paper a method's adapter config corresponds to (None: no row, e.g. the factorised router)."""
     method = adapter.method
     intuition = getattr(adapter, "use_intuition", False)
+    if getattr(adapter, "factorised_router", False):
+        return None
     if method == "lora":
         return "lora"
     if method in ("molora", "sira"):

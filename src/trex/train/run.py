@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,6 +211,14 @@ def tensorboard_callback(log_dir: Path) -> TensorBoardCallback:
     return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(log_dir)))
 
 
+def wait_for_checked_folder(run_dir: Path, poll_s: float = 0.2) -> None:
+    """Hold a non-main process of a multi-process launch until the main process has checked the run folder and
+    written its recipe.yaml: a file of this process (the intuition bank) appearing first made the main process
+    refuse the folder as another program's. If the main process fails its check, the launcher stops this one."""
+    while not (run_dir / RECIPE_FILE).is_file():
+        time.sleep(poll_s)
+
+
 def run_training(recipe: Recipe, resume: bool = False, callbacks: list[TrainerCallback] | None = None) -> TrainResult:
     """Check everything, then train; with ``resume`` continue from the newest complete checkpoint."""
     run_dir = Path(recipe.output_dir)
@@ -230,10 +239,13 @@ def run_training(recipe: Recipe, resume: bool = False, callbacks: list[TrainerCa
         raise ValueError(f"every instance is longer than data.max_length={recipe.data.max_length}; raise it")
     gradient_accumulation(recipe)  # a batch size that does not split over processes fails here, before the bank fit
 
+    if not main_process and world_size() > 1:
+        wait_for_checked_folder(run_dir)
     resume_from = None
     if resume and run_dir.exists():
-        for path in ckpt.remove_incomplete_checkpoints(run_dir):
-            logger.warning("removed incomplete checkpoint %s", path)
+        if main_process:
+            for path in ckpt.remove_incomplete_checkpoints(run_dir):
+                logger.warning("removed incomplete checkpoint %s", path)
         complete = ckpt.complete_checkpoints(run_dir)
         resume_from = str(complete[-1]) if complete else None
     run_dir.mkdir(parents=True, exist_ok=True)
