@@ -2,7 +2,7 @@
 
 1. fit the intuition bank on the training mixture and train T-REX (or ``--method NAME``) on SmolLM2-135M-Instruct
    with the method's CPU recipe (shipped in the package: ``trex configs show <method>-smollm2-135m-cpu``), with
-   fewer instances per task so the whole job stays under 20 minutes;
+   fewer instances per task so the whole job, installs included, takes about 20 minutes on 2 cores;
 2. evaluate the base model and the trained adapter on the paper's 14 tasks (the first ``eval_limit`` instances
    of each shipped evaluation split), by 1-token generation (the paper's scoring) and by option log-likelihood;
 3. print both as the paper's Table 1 and write them to ``<output_dir>/quickstart.md``.
