@@ -90,7 +90,10 @@ class TRexLinear(AdapterLayer):
 
     def adapter_output(self, x: torch.Tensor) -> torch.Tensor:
         prior = self.prior(x, self.routing.intuition)
-        x = self.dropout(x.to(self.trex_A.dtype))
+        dtype = self.trex_A.dtype
+        x = x if x.dtype == dtype else x.to(dtype)  # the checks are cheaper than a no-op call (decoding: per layer)
+        if self.config.dropout > 0:
+            x = self.dropout(x)
         # meta: no autocast; under torch.compile the op-by-op graph, which inductor fuses better than a Function
         fusable = self.fused and not x.is_meta and not torch.is_autocast_enabled(x.device.type)
         fusable = fusable and not torch.compiler.is_compiling()

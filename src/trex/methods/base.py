@@ -91,7 +91,8 @@ class AdapterLayer(nn.Module):
         result = self.base_layer(x, *args, **kwargs)
         if self.routing.disabled:
             return result
-        return result + self.adapter_output(x).to(result.dtype)
+        adapter = self.adapter_output(x)
+        return result + (adapter if adapter.dtype == result.dtype else adapter.to(result.dtype))
 
     def adapter_output(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
