@@ -235,20 +235,22 @@ class SoftmaxRouter(Router):
         )
 
     def _logits(self, logits: torch.Tensor | None, prior: torch.Tensor | None) -> torch.Tensor:
-        logits, prior = self.cell_logits(logits), self.mapped_prior(prior)
+        """Cell logits (already expanded from a factorised router's) plus the weighted prior."""
+        prior = self.mapped_prior(prior)
         if prior is None:
             return logits
         weighted = self.prior_scale * prior
         return weighted if logits is None else logits + weighted
 
     def forward(self, logits: torch.Tensor | None, prior: torch.Tensor | None) -> torch.Tensor:
+        logits = self.cell_logits(logits)
         probs = torch.softmax(self._logits(logits, prior), dim=-1)
         if self.training and (self.load_balance_loss > 0 or self.router_z_loss > 0):
-            self.record_losses(self.cell_logits(logits), probs, F.one_hot(probs.argmax(-1), self.n_experts))
+            self.record_losses(logits, probs, F.one_hot(probs.argmax(-1), self.n_experts))
         return self.scale * probs
 
     def probabilities(self, logits: torch.Tensor | None, prior: torch.Tensor | None) -> torch.Tensor:
-        return torch.softmax(self._logits(logits, prior), dim=-1)
+        return torch.softmax(self._logits(self.cell_logits(logits), prior), dim=-1)
 
 
 class TopKRouter(Router):
@@ -284,7 +286,8 @@ class TopKRouter(Router):
         self.register_buffer("routed_tokens", torch.zeros((), dtype=torch.long), persistent=False)
 
     def _logits(self, logits: torch.Tensor, prior: torch.Tensor | None) -> torch.Tensor:
-        logits, prior = self.cell_logits(logits), self.mapped_prior(prior)
+        """Cell logits (already expanded from a factorised router's) plus the weighted prior."""
+        prior = self.mapped_prior(prior)
         return logits if prior is None else logits + self.prior_scale * prior
 
     def capacity(self, tokens: int) -> int | None:
@@ -293,12 +296,13 @@ class TopKRouter(Router):
         return math.ceil(self.capacity_factor * tokens * self.top_k / self.n_experts)
 
     def forward(self, logits: torch.Tensor, prior: torch.Tensor | None) -> torch.Tensor:
+        logits = self.cell_logits(logits)
         probs = torch.softmax(self._logits(logits, prior), dim=-1)
         top, index = probs.topk(self.top_k, dim=-1)
         assigned = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, index, True)
         gates = torch.zeros_like(probs).scatter(-1, index, top / top.sum(-1, keepdim=True))
         if self.training:
-            self.record_losses(self.cell_logits(logits), probs, assigned)
+            self.record_losses(logits, probs, assigned)
             real = self.real_token_mask(assigned)
             capacity = self.capacity(assigned[..., 0].numel() if real is None else int(real.sum()))
             if capacity is not None:
@@ -316,7 +320,7 @@ class TopKRouter(Router):
         return gates
 
     def probabilities(self, logits: torch.Tensor, prior: torch.Tensor | None) -> torch.Tensor:
-        return torch.softmax(self._logits(logits, prior), dim=-1)
+        return torch.softmax(self._logits(self.cell_logits(logits), prior), dim=-1)
 
     def gate_values(self) -> dict[str, float]:
         routed = int(self.routed_tokens)
