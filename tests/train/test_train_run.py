@@ -48,6 +48,7 @@ def test_metrics_log_loss_lr_speed_and_routing_entropy_per_layer(finished_run):
     assert [line["step"] for line in lines] == [1, 2, 3]
     for line in lines:
         assert line["loss"] > 0 and line["learning_rate"] > 0 and line["tokens_per_s"] > 0
+        assert line["cpu_s_per_step"] > 0 and line["load_1m"] >= 0
         assert len(line["routing"]) == 14  # every adapted module of the 2-layer model
         assert all(0.0 <= row["entropy"] <= 1.0 + 1e-6 for row in line["routing"].values())
     assert lines[0]["routing_entropy_mean"] == pytest.approx(1.0, abs=1e-5)  # zero router: uniform at the start

@@ -96,13 +96,16 @@ def added_parameters(config: AdapterConfig, model: PretrainedConfig) -> tuple[in
 
 @dataclass(frozen=True)
 class TrainingCost:
-    step_s: float | None  # median seconds per optimizer step between logging points
+    step_s: float | None  # median wall seconds per optimizer step between logging points
     peak_rss_mb: float | None
     tokens_per_s: float | None  # median
+    cpu_step_s: float | None = None  # median CPU seconds of the process per optimizer step
+    load_1m: float | None = None  # median one-minute load average at the logging points
 
 
 def training_cost(metrics: Path) -> TrainingCost:
-    """Step time, peak memory and throughput from a run's metrics.jsonl (None where it has no such record)."""
+    """Step time, peak memory and throughput from a run's metrics.jsonl (None where it has no such record; runs
+    logged before the CPU-time and load fields existed have none of those)."""
     if not metrics.is_file():
         return TrainingCost(None, None, None)
     rows = [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -113,7 +116,12 @@ def training_cost(metrics: Path) -> TrainingCost:
         if after["step"] > before["step"] and runtime > 0:
             steps.append(runtime / (after["step"] - before["step"]))
     peak = max((r["peak_rss_mb"] for r in rows if "peak_rss_mb" in r), default=None)
-    speeds = [r["tokens_per_s"] for r in rows if "tokens_per_s" in r]
     return TrainingCost(
-        statistics.median(steps) if steps else None, peak, statistics.median(speeds) if speeds else None
-    )
+        _median(steps), peak, _median([r["tokens_per_s"] for r in rows if "tokens_per_s" in r]),
+        _median([r["cpu_s_per_step"] for r in rows if "cpu_s_per_step" in r]),
+        _median([r["load_1m"] for r in rows if "load_1m" in r]),
+    )  # fmt: skip
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None

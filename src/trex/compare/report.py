@@ -177,8 +177,8 @@ def efficiency_table(files: ComparisonFiles) -> list[str]:
     config = files.config
     lines = [
         "| Method | added params | % of base | adapter MFLOPs/token | % of adapted layers' FLOPs | "
-        "FlopCounterMode check (one layer) | s/step (median) | tokens/s | peak RSS MB |",
-        "|---|---:|---:|---:|---:|---|---:|---:|---:|",
+        "FlopCounterMode check (one layer) | s/step (median) | CPU s/step | load | tokens/s | peak RSS MB |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     model = efficiency.model_config(config.base_recipe().model.name_or_path)
     for method, entry in config.methods.items():
@@ -190,12 +190,15 @@ def efficiency_table(files: ComparisonFiles) -> list[str]:
         )  # fmt: skip
         costs = [efficiency.training_cost(files.train_folder(method, s) / "metrics.jsonl") for s in entry.seeds]
         step = [c.step_s for c in costs if c.step_s is not None]
+        cpu = [c.cpu_step_s for c in costs if c.cpu_step_s is not None]
+        load = [c.load_1m for c in costs if c.load_1m is not None]
         speed = [c.tokens_per_s for c in costs if c.tokens_per_s is not None]
         peak = [c.peak_rss_mb for c in costs if c.peak_rss_mb is not None]
         lines.append(
             f"| {method} | {added:,d} | {100 * added / base:.2f} | {flops.per_token / 1e6:.2f} | "
             f"{100 * flops.per_token / flops.base_per_token:.1f} | {check} ({flops.layer.rsplit('.', 2)[-2:][-1]}) | "
-            f"{_mean(step, '.2f')} | {_mean(speed, '.0f')} | {_max(peak)} |"
+            f"{_mean(step, '.2f')} | {_mean(cpu, '.2f')} | {_mean(load, '.1f')} | {_mean(speed, '.0f')} | "
+            f"{_max(peak)} |"
         )
     return lines
 
@@ -349,7 +352,10 @@ def build_report(config: CompareConfig, config_path: Path, output: Path, figures
         "`torch.utils.flop_counter.FlopCounterMode` on one layer; a per-instance prior map adds a few FLOPs per "
         "instance, which the check shows. s/step is the median time between logging points of `metrics.jsonl` "
         "(includes routing probes and checkpoint saves), tokens/s its median, peak RSS the largest logged; means "
-        "over the finished seeds.",
+        "over the finished seeds. Wall-clock columns count whatever else the machine ran (other jobs, pauses); "
+        "CPU s/step is the process's own CPU seconds per step and load the median one-minute load average at the "
+        "logging points, so compare methods by CPU s/step (runs logged before these two fields existed show –). "
+        "A controlled side-by-side timing of the same step is in `docs/benchmarks.md`.",
         "",
         *efficiency_table(files),
         "",

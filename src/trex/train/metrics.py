@@ -1,9 +1,14 @@
 """Training metrics: a JSONL log with loss, learning rate, tokens/s, auxiliary losses and, for routed methods, the
-routing statistics of every adapted layer on a fixed probe batch (``AdapterModel.routing_statistics``)."""
+routing statistics of every adapted layer on a fixed probe batch (``AdapterModel.routing_statistics``).
+
+Besides wall-clock speed each line records the process's CPU seconds per optimizer step and the machine's load:
+on a shared machine (or a job paused with SIGSTOP) wall time measures the neighbours as much as the method, while
+CPU seconds count only the work this process did."""
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -21,10 +26,10 @@ class MetricsLogger(TrainerCallback):
         self.path = path
         self.probe_batch = probe_batch
         self.probe_every = probe_every
-        self._last: tuple[float, int] | None = None
+        self._last: tuple[float, int, float, int] | None = None  # wall time, tokens, CPU time, step
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self._last = (time.perf_counter(), state.num_input_tokens_seen)
+        self._last = (time.perf_counter(), state.num_input_tokens_seen, time.process_time(), state.global_step)
 
     def on_log(self, args, state, control, logs=None, model=None, **kwargs):
         if not logs or "loss" not in logs:
@@ -34,10 +39,15 @@ class MetricsLogger(TrainerCallback):
         stats = self._probe(model) if probe_now else {}
         if not state.is_world_process_zero:
             return
-        now, tokens = time.perf_counter(), state.num_input_tokens_seen
-        record: dict[str, Any] = {"step": state.global_step, "epoch": state.epoch, **logs}
+        now, tokens, cpu = time.perf_counter(), state.num_input_tokens_seen, time.process_time()
+        step = state.global_step
+        record: dict[str, Any] = {"step": step, "epoch": state.epoch, **logs}
         if self._last is not None and now > self._last[0]:
             record["tokens_per_s"] = (tokens - self._last[1]) / (now - self._last[0])
+        if self._last is not None and step > self._last[3]:
+            record["cpu_s_per_step"] = (cpu - self._last[2]) / (step - self._last[3])
+        if hasattr(os, "getloadavg"):  # not on Windows
+            record["load_1m"] = os.getloadavg()[0]
         record["peak_rss_mb"] = _peak_rss_mb()
         entropies = [s["entropy"] for s in stats.values() if "entropy" in s]
         if entropies:
@@ -46,7 +56,7 @@ class MetricsLogger(TrainerCallback):
             record["routing"] = stats
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
-        self._last = (time.perf_counter(), tokens)
+        self._last = (time.perf_counter(), tokens, time.process_time(), step)
 
     def _probe(self, model: torch.nn.Module | None) -> dict[str, dict[str, float]]:
         if self.probe_batch is None or model is None:
