@@ -12,13 +12,16 @@ pairs, interleaved over --repeats rounds after a burn-in, and the median instanc
 - ``trex previous``: ``src/trex/eval/loglik.py`` as it was at git revision --previous (before this work);
 - ``lm-eval hf``: lm-evaluation-harness' ``HFLM.loglikelihood`` on the same model object and the same strings.
 
-Every mode's option scores are compared to lm-eval's (max absolute difference, nats) and recorded.
+Every mode's option scores are compared to lm-eval's and to a float64 reference (one unpadded full forward per
+option of a float64 copy of the model, untimed): max absolute difference in nats, recorded per mode. The float64
+column says which float32 computation is closer to exact, where lm-eval and trex differ.
 One JSON per run goes to benchmarks/results/ (or --out).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import statistics
 import subprocess
@@ -29,7 +32,7 @@ from pathlib import Path
 import torch
 from _common import cloze_items, interleaved, load_average, summary, write_result
 
-from trex.eval import LoglikItem, load_eval_model, score_continuations
+from trex.eval import LoglikItem, encode_pair, load_eval_model, score_continuations
 
 SHAPES = {"copa": "two-option cloze", "piqa": "two-option cloze", "boolq": "two-option cloze",
           "hellaswag": "four-option cloze (HellaSwag)"}  # fmt: skip
@@ -68,6 +71,25 @@ def lm_eval_scorer(lm, batch_size: int):
     return score
 
 
+@torch.no_grad()
+def float64_scores(model64, tokenizer, items: list[LoglikItem]) -> list[list[float]]:
+    """Each option's log-likelihood from one unpadded forward of context + option through a float64 model."""
+    scores = []
+    for item in items:
+        per_option = []
+        for option in item.continuations:
+            context, continuation = encode_pair(tokenizer, item.context, option)
+            logits = model64(input_ids=torch.tensor([context + continuation])).logits[0]
+            logp = torch.log_softmax(logits[len(context) - 1 : -1], dim=-1)
+            per_option.append(float(logp.gather(1, torch.tensor(continuation)[:, None]).sum()))
+        scores.append(per_option)
+    return scores
+
+
+def max_abs_diff(a: list[list[float]], b: list[list[float]]) -> float:
+    return max(abs(x - y) for p, q in zip(a, b, strict=True) for x, y in zip(p, q, strict=True))
+
+
 def trex_scorer(lm, batch_size: int, share_prefix: bool = True, module=None):
     fn = score_continuations if module is None else module.score_continuations
 
@@ -100,28 +122,30 @@ def main() -> None:
         scorers["trex previous"] = trex_scorer(lm, args.batch_size, module=previous_loglik(args.previous))
     if not args.no_lm_eval:
         scorers["lm-eval hf"] = lm_eval_scorer(lm, args.batch_size)
+    model64 = copy.deepcopy(lm.model).double()
     rows = []
     for task in args.tasks:
         items = cloze_items(lm, task, args.data_root, args.limit)
         scores = {name: fn(items) for name, fn in scorers.items()}  # also the burn-in
+        exact = float64_scores(model64, lm.tokenizer, items)
         reference = scores.get("lm-eval hf", scores["trex per-option"])
         fns = {name: (lambda fn=fn, items=items: fn(items)) for name, fn in scorers.items()}
         times = interleaved(fns, args.repeats, warmup=0)
         base = statistics.median(times["lm-eval hf"]) if "lm-eval hf" in times else None
         for name, seconds in times.items():
-            diff = max(
-                abs(a - b) for x, y in zip(scores[name], reference, strict=True) for a, b in zip(x, y, strict=True)
-            )
+            diff, diff64 = max_abs_diff(scores[name], reference), max_abs_diff(scores[name], exact)
             median = statistics.median(seconds)
             row = {
                 "task": task, "shape": SHAPES.get(task, "cloze"), "mode": name, "instances": len(items),
                 "options": sum(len(i.continuations) for i in items), **summary(seconds),
                 "instances_per_s": len(items) / median, "speedup_vs_lm_eval": None if base is None else base / median,
-                "max_abs_diff_vs_reference": diff,
+                "max_abs_diff_vs_reference": diff, "max_abs_diff_vs_float64": diff64,
             }  # fmt: skip
             rows.append(row)
             speed = "" if base is None else f"x{row['speedup_vs_lm_eval']:.2f} lm-eval"
-            print(f"{task:10s} {name:16s} {row['instances_per_s']:7.2f} inst/s {speed}  max|Δ| {diff:.2e}")
+            print(
+                f"{task:10s} {name:16s} {row['instances_per_s']:7.2f} inst/s {speed}  max|Δ| {diff:.2e} {diff64:.2e}"
+            )
     write_result(
         "eval",
         {

@@ -113,12 +113,14 @@ def test_length_groups_cover_every_row_once_and_split_long_from_short() -> None:
     assert sorted(r for g in groups for r in g) == list(range(len(lengths)))
     assert sorted(sorted(lengths[r] for r in g) for g in groups) == [[2, 3, 3, 4], [38, 39, 40, 41]]
     assert _length_groups([5, 5, 5], overhead=8) == [[0, 1, 2]]
+    assert _length_groups([5, 5, 5], overhead=8, max_size=2) == [[0, 1], [2]]  # equal lengths keep their order
+    assert _length_groups([9, 1, 9, 1], overhead=0, max_size=1) == [[0], [2], [1], [3]]
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 8])
 def test_loglik_with_length_groups_matches_full_forward(tiny, tokenizer, monkeypatch, batch_size: int) -> None:
-    """Options of very different lengths (so the option rows of a batch are split into groups) score as one plain
-    forward of prompt + option each, to 1e-5."""
+    """Prompts and options of very different lengths (so batches and the option rows of a batch are split into
+    groups) score as one plain forward of prompt + option each, to 1e-5."""
     import trex.eval.loglik as loglik
 
     monkeypatch.setattr(loglik, "GROUP_OVERHEAD_TOKENS", 0)
@@ -128,8 +130,13 @@ def test_loglik_with_length_groups_matches_full_forward(tiny, tokenizer, monkeyp
         LoglikItem("Third", [" one two three four five six", " z"], "z"),
     ]
     lm = EvalModel.wrap(tiny, tokenizer, "tiny", chat_template=False)
-    assert len(loglik._length_groups([2, 12, 3], overhead=0)) > 1
+    assert len(loglik._length_groups([2, 12, 3])) > 1
+    batches, score_batch = [], loglik._score_batch
+    monkeypatch.setattr(
+        loglik, "_score_batch", lambda lm, batch, extras: batches.append(batch) or score_batch(lm, batch, extras)
+    )
     scores, _ = score_continuations(lm, items, batch_size=batch_size)
+    assert len(batches) == 3  # at no cost per pass, prompts of three lengths run as three batches at any size
     for item, per_option in zip(items, scores, strict=True):
         for continuation, score in zip(item.continuations, per_option, strict=True):
             assert score.logprob == pytest.approx(reference(tiny, tokenizer, item.context, continuation), abs=1e-5)

@@ -354,8 +354,9 @@ def build_report(config: CompareConfig, config_path: Path, output: Path, figures
         "(includes routing probes and checkpoint saves), tokens/s its median, peak RSS the largest logged; means "
         "over the finished seeds. Wall-clock columns count whatever else the machine ran (other jobs, pauses); "
         "CPU s/step is the process's own CPU seconds per step and load the median one-minute load average at the "
-        "logging points, so compare methods by CPU s/step (runs logged before these two fields existed show –). "
-        "A controlled side-by-side timing of the same step is in `docs/benchmarks.md`.",
+        "logging points (runs logged before these two fields existed show –): CPU seconds leave out time the "
+        "process waited (pauses, other jobs holding the core) but not a slowdown from a neighbour sharing its "
+        "caches and memory bandwidth. The controlled side-by-side timing of a step is in `docs/benchmarks.md`.",
         "",
         *efficiency_table(files),
         "",

@@ -11,9 +11,10 @@ Speed: the options of one instance share their prompt, so the prompt is run once
 kept) and only the option tokens are run, against that cache gathered once per option row (one batched
 ``index_select`` per layer); when every option is one token (the letters format) the prompt's last position
 already scores them all and no second pass runs. Items are batched by prompt length (then by their longest option),
-and the option rows of a batch are split into groups of similar length (``_length_groups``) so that a short option
-is not padded to the longest one of the batch. Without sharing (for benchmarks) each option is its own item and pays
-for its own prompt.
+on the CPU cut where prompt lengths jump, and the option rows of a batch are split into groups of similar length
+(``_length_groups``) so that a short option is not padded to the longest one of the batch. A token's log-probability
+is its logit minus the log-sum-exp of its position (no vocabulary-wide log-softmax is written out). Without sharing
+(for benchmarks) each option is its own item and pays for its own prompt.
 """
 
 from __future__ import annotations
@@ -128,6 +129,14 @@ def pad_rows(rows: Sequence[list[int]], pad: int, side: Literal["left", "right"]
     return ids, mask
 
 
+def _token_scores(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``log p(target)`` and whether the target is the argmax, per position of ``logits`` (..., vocab): the logit
+    minus the log-sum-exp, so no vocabulary-wide log-softmax is written out (the argmax is the logits')."""
+    logits = logits.float()
+    picked = logits.gather(-1, targets[..., None]).squeeze(-1)
+    return picked - logits.logsumexp(-1), logits.argmax(-1) == targets
+
+
 @torch.no_grad()
 def _score_batch(lm: EvalModel, batch: list[_Prepared], extras: dict[str, torch.Tensor]) -> list[list[OptionScore]]:
     """Run the prefixes once (KV cache kept), then every option's remaining tokens against its prefix's cache."""
@@ -139,13 +148,16 @@ def _score_batch(lm: EvalModel, batch: list[_Prepared], extras: dict[str, torch.
         input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=positions, use_cache=True, logits_to_keep=1,
         **extras,
     )  # fmt: skip
-    last = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
-    owner = torch.tensor([i for i, p in enumerate(batch) for _ in p.rests], device=device)
-    if all(len(rest) == 1 for p in batch for rest in p.rests):  # one-token options (letters): the prefix says all
-        return _gather(batch, last[owner, None], device)
     rows = [(i, rest) for i, p in enumerate(batch) for rest in p.rests]
+    owner = torch.tensor([i for i, _ in rows], device=device)
+    first = torch.tensor([rest[0] for _, rest in rows], device=device)
+    first_logp, first_greedy = _token_scores(out.logits[:, -1][owner], first)  # each row's first token
+    per_token: list[tuple[torch.Tensor, torch.Tensor]] = [
+        (first_logp[r, None], first_greedy[r, None]) for r in range(len(rows))
+    ]
+    if all(len(rest) == 1 for _, rest in rows):  # one-token options (letters): the prefix says all
+        return _gather(batch, per_token)
     groups = _length_groups([len(rest) for _, rest in rows])
-    logp_rows: list[torch.Tensor | None] = [None] * len(rows)
     for group in groups:
         index = torch.tensor(group, device=device)
         if len(groups) == 1:  # the prefix cache itself, reordered in place
@@ -153,27 +165,35 @@ def _score_batch(lm: EvalModel, batch: list[_Prepared], extras: dict[str, torch.
             cache.reorder_cache(owner[index])
         else:
             cache = _select_cache(out.past_key_values, owner[index])
-        logp = _score_rests(lm, [rows[r][1] for r in group], cache, prefix_mask, owner[index], batch, extras)
+        rests = [rows[r][1] for r in group]
+        logits = _run_rests(lm, rests, cache, prefix_mask, owner[index], batch, extras)
+        following, _ = pad_rows([rest[1:] for rest in rests], 0, "right")  # position k predicts token k + 1
+        logp, greedy = _token_scores(logits[:, : following.shape[1]], following.to(device))
         for k, r in enumerate(group):
-            logp_rows[r] = torch.cat([last[owner[r], None], logp[k, : len(rows[r][1])]], dim=0)
-    return _gather(batch, logp_rows, device)
+            n = len(rows[r][1]) - 1
+            per_token[r] = (torch.cat([per_token[r][0], logp[k, :n]]), torch.cat([per_token[r][1], greedy[k, :n]]))
+    return _gather(batch, per_token)
 
 
 GROUP_OVERHEAD_TOKENS = 24
 """What one more forward pass costs, in padded option tokens, when option rows are split into length groups."""
 
 
-def _length_groups(lengths: list[int], overhead: int = GROUP_OVERHEAD_TOKENS) -> list[list[int]]:
-    """Row indices split into groups of similar length: the split of the rows sorted by length that minimises
-    ``Σ (rows in group · longest in group) + overhead · groups`` (padded tokens plus a cost per forward pass)."""
+def _length_groups(lengths: list[int], overhead: int | None = None, max_size: int | None = None) -> list[list[int]]:
+    """Row indices split into groups of similar length: the split of the rows sorted by length (longest first;
+    equal lengths keep their order) that minimises ``Σ (rows in group · longest in group) + overhead · groups``
+    (padded tokens plus a cost per forward pass, ``GROUP_OVERHEAD_TOKENS`` unless given), with at most
+    ``max_size`` rows a group."""
+    overhead = GROUP_OVERHEAD_TOKENS if overhead is None else overhead
     order = sorted(range(len(lengths)), key=lambda r: -lengths[r])
     n = len(order)
+    widest = n if max_size is None else max_size
     best = [0.0] + [float("inf")] * n  # best[k]: cost of the first k rows (longest first)
     cut = [0] * (n + 1)
     for end in range(1, n + 1):
-        for start in range(end):
+        for start in range(max(0, end - widest), end):
             cost = best[start] + (end - start) * lengths[order[start]] + overhead
-            if cost < best[end]:
+            if cost <= best[end]:  # on a tie the later cut: earlier groups are filled first
                 best[end], cut[end] = cost, start
     groups, end = [], n
     while end:
@@ -191,11 +211,11 @@ def _select_cache(cache, index: torch.Tensor):
     return selected
 
 
-def _score_rests(
+def _run_rests(
     lm: EvalModel, rests: list[list[int]], cache, prefix_mask: torch.Tensor, owner: torch.Tensor,
     batch: list[_Prepared], extras: dict[str, torch.Tensor],
 ) -> torch.Tensor:  # fmt: skip
-    """Log-probabilities (rows, width, vocab) of option tokens run against their prefixes' cache rows."""
+    """Logits (rows, width, vocab) of option tokens run against their prefixes' cache rows."""
     device, pad = lm.device, lm.pad_token_id
     rest_ids, rest_mask = pad_rows(rests, pad, "right")
     rest_ids, rest_mask = rest_ids.to(device), rest_mask.to(device)
@@ -208,20 +228,18 @@ def _score_rests(
         use_cache=True,
         **select_rows(extras, owner),
     )
-    return torch.log_softmax(out.logits.float(), dim=-1)
+    return out.logits
 
 
-def _gather(batch: list[_Prepared], logp: Sequence[torch.Tensor], device: torch.device) -> list[list[OptionScore]]:
-    """Per option row of `logp` (index k predicts token k of the row's rest): summed log-prob and greedy flag."""
+def _gather(batch: list[_Prepared], per_token: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[list[OptionScore]]:
+    """Per option row (entry k of ``per_token`` scores token k of the row's rest): the summed log-prob of the
+    scored tokens (the last ``n_scored``; fewer after left truncation) and whether greedy decoding gives them all."""
     scores, row = [], 0
     for p in batch:
         per_option = []
-        for rest, n in zip(p.rests, p.n_scored, strict=True):
-            target = torch.tensor(rest[len(rest) - n :], device=device)
-            dist = logp[row][len(rest) - n : len(rest)]
-            per_option.append(
-                OptionScore(float(dist.gather(1, target[:, None]).sum()), bool((dist.argmax(-1) == target).all()))
-            )
+        for n in p.n_scored:
+            logp, greedy = per_token[row]
+            per_option.append(OptionScore(float(logp[-n:].sum()), bool(greedy[-n:].all())))
             row += 1
         scores.append(per_option)
     return scores
@@ -232,19 +250,25 @@ def score_continuations(
 ) -> tuple[list[list[OptionScore]], int]:
     """Log-likelihood of every continuation of every item, and how many items were left-truncated.
 
-    Items are run longest prompt first (then longest option) in batches of `batch_size` items (each with all its
-    options), so padding stays small; results come back in the order of `items`.
+    Items are run longest prompt first (then longest option) in batches of at most `batch_size` items (each with
+    all its options); results come back in the order of `items`. On the CPU, where a padded token costs as much
+    as a real one, a batch is cut short where the next prompts are much shorter (the split of ``_length_groups``:
+    BoolQ's long-tailed passages padded 22% of the prompt tokens of 16 instances in batches of 8, 10% of 200);
+    elsewhere padding below the device's saturation is nearly free, and batches stay whole.
     """
     prepared = [p for i, item in enumerate(items) for p in _prepare(lm, i, item, share_prefix)]
     order = sorted(range(len(prepared)), key=lambda k: (-len(prepared[k].prefix), -max(map(len, prepared[k].rests))))
+    if lm.device.type == "cpu":
+        groups = _length_groups([len(prepared[k].prefix) for k in order], max_size=batch_size)
+        batches = [[order[r] for r in group] for group in groups]
+    else:
+        batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
     results: list[list[OptionScore]] = [[] for _ in items]
     pieces: dict[int, list[OptionScore]] = {}
-    for start in tqdm(
-        range(0, len(order), batch_size), desc="scoring options", unit="batch", leave=False, disable=None
-    ):
-        batch = [prepared[k] for k in order[start : start + batch_size]]
+    for keys in tqdm(batches, desc="scoring options", unit="batch", leave=False, disable=None):
+        batch = [prepared[k] for k in keys]
         extras = lm.extra_inputs([items[p.item].intuition_text for p in batch], [items[p.item].task for p in batch])
-        for k, scores in zip(order[start : start + batch_size], _score_batch(lm, batch, extras), strict=True):
+        for k, scores in zip(keys, _score_batch(lm, batch, extras), strict=True):
             pieces[k] = scores
     for k, p in enumerate(prepared):  # prepared pieces of one item are consecutive and in option order
         results[p.item].extend(pieces[k])
