@@ -184,6 +184,25 @@ def test_analyze_draws_every_figure_of_trex_and_only_the_loss_of_lora(comparison
     assert "no router" in (tmp_path / "lora" / "NOTES.md").read_text()
 
 
+def test_convergence_comes_from_the_training_log_when_checkpoints_are_gone(comparison, tmp_path):
+    """A comparison keeps one checkpoint per run in practice: the figure must not need more (v2 Fig. 2)."""
+    from trex.compare.analyze import analyze_comparison, logged_convergence, read_metrics
+    from trex.compare.report import figures_section
+
+    run = tmp_path / "trex-run"
+    shutil.copytree(comparison["config"].output_dir / "trex/seed-0/train", run)
+    for checkpoint in run.glob("checkpoint-*"):
+        shutil.rmtree(checkpoint)
+    assert [step for step, _ in logged_convergence(read_metrics(run))] == [2]  # probes at steps 1 and 2
+    figures = analyze(run, tmp_path / "figures", per_task=2)
+    assert (figures / "convergence.png").is_file() and "convergence" not in (figures / "NOTES.md").read_text()
+    figures_dir = tmp_path / "compare-figures"
+    analyze_comparison(comparison["config"], figures_dir, per_task=2)
+    assert (figures_dir / "convergence.png").is_file()
+    section = "\n".join(figures_section(figures_dir, tmp_path / "results.md"))
+    assert "![router convergence](compare-figures/convergence.png)" in section
+
+
 def test_a_running_step_records_its_wall_time_before_it_ends(comparison, tmp_path, monkeypatch):
     """A sitting killed by SIGKILL (or the machine going away) runs no handler: the heartbeat has written its time."""
     config = dataclasses.replace(comparison["config"], output_dir=tmp_path / "out")

@@ -52,6 +52,20 @@ def test_metrics_log_loss_lr_speed_and_routing_entropy_per_layer(finished_run):
         assert len(line["routing"]) == 14  # every adapted module of the 2-layer model
         assert all(0.0 <= row["entropy"] <= 1.0 + 1e-6 for row in line["routing"].values())
     assert lines[0]["routing_entropy_mean"] == pytest.approx(1.0, abs=1e-5)  # zero router: uniform at the start
+    # router convergence: how far the probe's routing moved since the previous probe (none before the first)
+    assert "routing_change_mean" not in lines[0] and all("change" not in r for r in lines[0]["routing"].values())
+    for line in lines[1:]:
+        changes = [row["change"] for row in line["routing"].values()]
+        assert len(changes) == 14 and all(c > 0 for c in changes)
+        assert line["routing_change_mean"] == pytest.approx(sum(changes) / len(changes))
+
+
+def test_relative_change_of_routing():
+    from trex.train.metrics import relative_change
+
+    before, after = torch.tensor([[1.0, 2.0], [0.0, 1.0]]), torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    assert relative_change(before, after) == pytest.approx((1 + 2) / 4)
+    assert relative_change(before, before.clone()) == 0.0
 
 
 def test_trained_adapter_routes_raw_prompts_with_its_own_bank(finished_run):

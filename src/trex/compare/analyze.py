@@ -6,7 +6,12 @@
 - ``routing.png``: the mean routing matrix G (r_a x r_b) per task of one middle-layer T-REX module, from a few
   evaluation instances per task run through the trained adapter (``TRexLinear.routing_weights``, every gate in).
 - ``convergence.png``: v2 Fig. 2: how much the routing of a fixed probe batch changes between consecutive
-  checkpoints (relative L1 change of G, or of the router distribution for non-T-REX routers, mean over layers).
+  probes (relative L1 change of G, or of the router distribution for non-T-REX routers, mean over layers): from
+  the ``routing_change_mean`` training logs at each routing probe, or, for runs logged before that existed, between
+  consecutive kept checkpoints on the evaluation probe.
+
+``trex compare --report --figures`` also draws ``convergence.png`` over every routed method of a comparison (its
+first finished seed each), the form of v2 Fig. 2 (T-REX with and without intuition side by side).
 
 A method without a router (LoRA) gets the loss figure only. What could not be drawn, and why, goes to
 ``NOTES.md`` beside the figures, so the report can say it rather than leave a figure out silently.
@@ -198,17 +203,41 @@ def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     )
 
 
+def logged_convergence(rows: list[dict]) -> list[tuple[int, float]]:
+    """(step, mean relative change of the probe routing since the previous probe) from ``metrics.jsonl``."""
+    return [(r["step"], r["routing_change_mean"]) for r in rows if "routing_change_mean" in r]
+
+
+def _plot_changes(series: dict[str, list[tuple[int, float]]], path: Path, title: str, xlabel: str) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for label, points in series.items():
+        ax.plot(*zip(*points, strict=True), marker="o", label=label)
+    ax.set(xlabel=xlabel, ylabel="relative L1 change of routing", title=title)
+    if len(series) > 1:
+        ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot_convergence(probe: Probe, run_dir: Path, path: Path, title: str) -> str | None:
-    """Relative L1 change of the probe's routing between consecutive checkpoints; a note if it cannot be drawn."""
+    """Relative L1 change of the probe's routing between consecutive probes: from the training log, else between
+    consecutive checkpoints; a note if it cannot be drawn."""
     from trex.config import ADAPTER_WEIGHTS_NAME
     from trex.io import load_tensors
 
+    logged = logged_convergence(read_metrics(run_dir))
+    if logged:
+        _plot_changes({"training probe": logged}, path, title, "optimizer step (change since the previous probe)")
+        return None
     found = checkpoints(run_dir)
     if len(found) < 2:
         kept = ", ".join(p.name for _, p in found) or "none"
         return (
-            f"Router convergence (v2 Fig. 2) needs two or more checkpoints; this run kept {kept} (training's "
-            "save_total_limit deletes older ones). Keep more checkpoints to draw it."
+            "Router convergence (v2 Fig. 2): this run logged no routing change (it was trained before trex logged "
+            f"one) and kept {kept} (training's save_total_limit deletes older checkpoints), so it cannot be drawn."
         )
     modules = probe.layers()
     states = []
@@ -223,14 +252,7 @@ def plot_convergence(probe: Probe, run_dir: Path, path: Path, title: str) -> str
             for name in a
         ]
         changes.append((step, float(np.mean(ratios))))
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(*zip(*changes, strict=True), marker="o")
-    ax.set(xlabel="checkpoint step", ylabel="relative L1 change of routing", title=title)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _plot_changes({"checkpoints": changes}, path, title, "checkpoint step")
     return None
 
 
@@ -279,4 +301,23 @@ def analyze_comparison(config, figures_dir: Path, per_task: int = 4) -> list[Pat
             if (folder / DONE).is_file():
                 written.append(analyze(folder, figures_dir / method, per_task))
                 break
+    plot_comparison_convergence(config, figures_dir / "convergence.png")
     return written
+
+
+def plot_comparison_convergence(config, path: Path) -> bool:
+    """v2 Fig. 2 over a comparison: the logged routing change of each routed method's first seed that has one."""
+    from trex.compare.driver import Step
+
+    series = {}
+    for method, entry in config.methods.items():
+        for seed in entry.seeds:
+            points = logged_convergence(read_metrics(Step(method, seed, "train").folder(config)))
+            if points:
+                series[f"{method} (seed {seed})"] = points
+                break
+    if not series:
+        path.unlink(missing_ok=True)
+        return False
+    _plot_changes(series, path, "Router convergence on the training probe batch (v2 Fig. 2)", "optimizer step")
+    return True

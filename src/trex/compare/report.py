@@ -216,6 +216,15 @@ def figures_section(figures_dir: Path, output: Path) -> list[str]:
     if not figures_dir.is_dir():
         return [f"No figures yet in `{figures_dir}`: make them with `trex compare CONFIG --report --figures`."]
     lines = []
+    convergence = figures_dir / "convergence.png"
+    if convergence.is_file():
+        lines += [
+            "**Router convergence, every routed method** (v2 Fig. 2: relative L1 change of the training probe "
+            "batch's routing since the previous probe, mean over layers; T-REX with and without intuition side by "
+            "side)\n",
+            f"![router convergence]({_relative(convergence, output.parent)})",
+            "",
+        ]
     for folder in sorted(p for p in figures_dir.iterdir() if p.is_dir()):
         pngs = sorted(folder.glob("*.png"))
         if pngs:

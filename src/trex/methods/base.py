@@ -195,8 +195,11 @@ class AdapterModel(nn.Module):
         the method has none or they are off)."""
         return {}
 
-    def routing_statistics(self, batch: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
-        """Per adapted module, statistics of the routing of ``batch`` for ``metrics.jsonl`` (empty: no router)."""
+    def routing_statistics(
+        self, batch: dict[str, torch.Tensor], routing_out: dict[str, torch.Tensor] | None = None
+    ) -> dict[str, dict[str, float]]:
+        """Per adapted module, statistics of the routing of ``batch`` for ``metrics.jsonl`` (empty: no router);
+        ``routing_out`` receives each routed module's per-token routing (nothing here)."""
         return {}
 
     def adapter_state_dict(self) -> dict[str, torch.Tensor]:
@@ -435,11 +438,16 @@ class RoutedAdapterModel(AdapterModel):
     # ---- routing statistics --------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def routing_statistics(self, batch: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
+    def routing_statistics(
+        self, batch: dict[str, torch.Tensor], routing_out: dict[str, torch.Tensor] | None = None
+    ) -> dict[str, dict[str, float]]:
         """Per adapted module: mean normalised entropy of the router over real tokens, and the router's gates.
 
         Entropy 1 is uniform routing over all experts, 0 is one expert per token. The paper preset's
         ``token_share`` ``σ(k·g)`` says how much of G comes from the token router rather than from intuition.
+        ``routing_out``, when given, receives each routed module's routing of every real token, (tokens, cells) on
+        the CPU: the mixing matrix G flattened for layers that have one (every gate in), else the router's
+        distribution; comparing it between probes gives the router convergence of v2 Fig. 2.
         """
         captured: dict[str, float] = {}
         mask = batch["attention_mask"].bool()
@@ -448,8 +456,13 @@ class RoutedAdapterModel(AdapterModel):
             def record(module: AdapterLayer, args: tuple, output: Any) -> None:
                 p = module.router_probabilities(args[0], self.routing.intuition)
                 if p is not None:
+                    p = p.expand(*args[0].shape[:-1], p.shape[-1])  # a prior-only router gives one row per instance
                     entropy = -(p * p.clamp_min(1e-12).log()).sum(-1) / math.log(p.shape[-1])
                     captured[name] = entropy[mask].mean().item()
+                    if routing_out is not None:
+                        weights = getattr(module, "routing_weights", None)
+                        value = p if weights is None else weights(args[0], self.routing.intuition).flatten(-2)
+                        routing_out[name] = value.expand(*p.shape[:-1], value.shape[-1])[mask].float().cpu()
 
             return record
 

@@ -3,7 +3,9 @@ routing statistics of every adapted layer on a fixed probe batch (``AdapterModel
 
 Besides wall-clock speed each line records the process's CPU seconds per optimizer step and the machine's load:
 on a shared machine (or a job paused with SIGSTOP) wall time measures the neighbours as much as the method, while
-CPU seconds count only the work this process did."""
+CPU seconds count only the work this process did. Routed methods also log how much the probe batch's routing moved
+since the previous probe (``change`` per module, ``routing_change_mean``): the router convergence of v2 Fig. 2,
+available even when training keeps a single checkpoint."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ class MetricsLogger(TrainerCallback):
         self.probe_batch = probe_batch
         self.probe_every = probe_every
         self._last: tuple[float, int, float, int] | None = None  # wall time, tokens, CPU time, step
+        self._previous_routing: dict[str, torch.Tensor] = {}  # the last probe's routing, per module
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._last = (time.perf_counter(), state.num_input_tokens_seen, time.process_time(), state.global_step)
@@ -52,6 +55,9 @@ class MetricsLogger(TrainerCallback):
         entropies = [s["entropy"] for s in stats.values() if "entropy" in s]
         if entropies:
             record["routing_entropy_mean"] = sum(entropies) / len(entropies)
+        changes = [s["change"] for s in stats.values() if "change" in s]
+        if changes:
+            record["routing_change_mean"] = sum(changes) / len(changes)
         if stats:
             record["routing"] = stats
         with self.path.open("a") as handle:
@@ -63,7 +69,20 @@ class MetricsLogger(TrainerCallback):
             return {}
         adapter_model = _unwrap(model)
         device = next(p for p in adapter_model.parameters() if p.requires_grad).device
-        return adapter_model.routing_statistics({k: v.to(device) for k, v in self.probe_batch.items()})
+        routing: dict[str, torch.Tensor] = {}
+        stats = adapter_model.routing_statistics({k: v.to(device) for k, v in self.probe_batch.items()}, routing)
+        for name, now in routing.items():
+            before = self._previous_routing.get(name)
+            if before is not None and name in stats:
+                stats[name]["change"] = relative_change(before, now)
+        self._previous_routing = routing
+        return stats
+
+
+def relative_change(before: torch.Tensor, after: torch.Tensor) -> float:
+    """``Σ|after − before| / Σ|before|`` over every token and cell: how much the probe batch's routing moved since
+    the previous probe (0 = unchanged). After a resume the first probe has no previous one in memory, so no change."""
+    return float((after - before).abs().sum() / before.abs().sum().clamp_min(1e-12))
 
 
 def _unwrap(model: torch.nn.Module) -> AdapterModel:
