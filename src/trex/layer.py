@@ -181,8 +181,12 @@ class TRexLinear(AdapterLayer):
         )[0]  # fmt: skip
 
     def routing_weights(self, x: torch.Tensor, intuition: torch.Tensor | None) -> torch.Tensor:
-        """The effective mixing matrix G, shape (*x.shape[:-1], r_a, r_b), with every gate and scale folded in."""
-        g = self.trex_router(self._logits(x), self.prior(x, intuition))
+        """The effective mixing matrix G, shape (*x.shape[:-1], r_a, r_b), with every gate and scale folded in.
+
+        The router's ``forward`` is called directly, not through the module: analytics run it from a hook after
+        the layer's forward, where module hooks (DeepSpeed ZeRO-3 gathers and releases parameters in them) must
+        not fire a second time."""
+        g = self.trex_router.forward(self._logits(x), self.prior(x, intuition))
         return routing_matrix(g, self.config.r_a, self.config.r_b, self.config.mode == "diagonal")
 
     def router_probabilities(self, x: torch.Tensor, intuition: torch.Tensor | None) -> torch.Tensor:
