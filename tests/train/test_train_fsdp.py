@@ -106,9 +106,11 @@ CHILD = textwrap.dedent(
     save(out / "adapter")
     # the routing probe of trex.train.metrics, on every rank as the trainer runs it: a collective under FSDP
     probe = {"input_ids": batch, "attention_mask": torch.ones_like(batch), "intuition": intuition}
-    stats = model.routing_statistics(probe)
+    per_token = {}
+    stats = model.routing_statistics(probe, per_token)
     if rank == 0:
         (out / "routing.json").write_text(json.dumps(stats))
+        (out / "routing_tokens.json").write_text(json.dumps({k: v.tolist() for k, v in per_token.items()}))
     if sharded:
         dist.destroy_process_group()
     """
@@ -159,6 +161,12 @@ def test_fsdp_two_processes_save_the_single_process_adapter(tmp_path: Path) -> N
     assert sharded_routing.keys() == single_routing.keys() and len(single_routing) == 14
     for name, row in single_routing.items():
         assert sharded_routing[name] == pytest.approx(row, rel=1e-4, abs=1e-6), name
+    # the per-token routing the router-convergence log compares between probes, gathered the same way
+    single_tokens = json.loads((tmp_path / "single" / "routing_tokens.json").read_text())
+    sharded_tokens = json.loads((tmp_path / "fsdp" / "routing_tokens.json").read_text())
+    assert sharded_tokens.keys() == single_tokens.keys() and len(single_tokens) == 14
+    for name, rows in single_tokens.items():
+        torch.testing.assert_close(torch.tensor(sharded_tokens[name]), torch.tensor(rows), rtol=1e-4, atol=1e-6)
     # the gathered optimizer state is the single process's state, under parameter names instead of indices
     single_state = ckpt.read_optimizer_state(tmp_path / "single" / "checkpoint-1")["state"]
     sharded_state = ckpt.read_optimizer_state(tmp_path / "fsdp" / "checkpoint-1")["state"]
