@@ -27,11 +27,11 @@ import re
 from collections.abc import Sequence
 
 import torch
-from tqdm import tqdm
 from transformers import GenerationConfig
 
 from trex.eval.lm import EvalModel
 from trex.eval.loglik import encode_text, pad_rows
+from trex.eval.progress import progress
 from trex.eval.requests import EvalRequest
 
 LETTER_TOKENS = 2
@@ -159,7 +159,7 @@ def generate_answers(lm: EvalModel, requests: Sequence[EvalRequest], batch_size:
     budget = generation_budget(requests, lm.tokenizer)
     order = sorted(range(len(requests)), key=lambda i: -len(requests[i].prompt))
     texts: list[str] = [""] * len(requests)
-    for start in tqdm(range(0, len(order), batch_size), desc="generating", unit="batch", leave=False, disable=None):
+    for start in progress(range(0, len(order), batch_size), desc="generating", unit="batch", leave=False):
         chunk = order[start : start + batch_size]
         outputs = generate_batch(
             lm, [requests[i].prompt for i in chunk], [requests[i].intuition_text for i in chunk], budget,

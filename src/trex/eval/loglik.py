@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from tqdm import tqdm
 
 from trex.eval.lm import EvalModel, select_rows
+from trex.eval.progress import progress
 
 
 @dataclass(frozen=True)
@@ -265,7 +265,7 @@ def score_continuations(
         batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
     results: list[list[OptionScore]] = [[] for _ in items]
     pieces: dict[int, list[OptionScore]] = {}
-    for keys in tqdm(batches, desc="scoring options", unit="batch", leave=False, disable=None):
+    for keys in progress(batches, desc="scoring options", unit="batch", leave=False):
         batch = [prepared[k] for k in keys]
         extras = lm.extra_inputs([items[p.item].intuition_text for p in batch], [items[p.item].task for p in batch])
         for k, scores in zip(keys, _score_batch(lm, batch, extras), strict=True):

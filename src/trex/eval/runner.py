@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from trex.data import DataError, get_task, list_tasks, load_task
 from trex.data.registry import EVAL_SPLITS, EvalSplit
 from trex.data.templates import BBH_FORMS, FORMATS, LETTER_FORMATS, BbhForm, Format, default_bbh_form
@@ -30,6 +28,7 @@ from trex.eval.errors import EvalError
 from trex.eval.generate import CHOICE_TOKENS
 from trex.eval.lm import EvalModel
 from trex.eval.loading import settled
+from trex.eval.progress import progress
 from trex.eval.report import detail_table, table1
 from trex.eval.requests import build_requests, write_requests
 from trex.eval.scoring import SCORINGS, Scoring, TaskResult, score_task
@@ -307,9 +306,9 @@ def evaluate(
         write_text_atomic(Path(dump_requests), "")
     answer_room = CHOICE_TOKENS if scoring == "generate" else 0
     start = time.perf_counter()
-    progress = tqdm(names, desc=f"{scoring} on {len(names)} tasks", unit="task", disable=None)
-    for task in progress:
-        progress.set_postfix_str(task)
+    tasks_bar = progress(names, desc=f"{scoring} on {len(names)} tasks", unit="task")
+    for task in tasks_bar:
+        tasks_bar.set_postfix_str(task)
         try:
             instances, request_set = _task_requests(task, data_root, limit, split, lm, fmt, answer_room, form)
             if dump_requests is not None:
