@@ -16,7 +16,7 @@ from pathlib import Path
 from _common import cloze_items, load_average, write_result
 
 from trex.eval import load_eval_model
-from trex.eval.loglik import _length_groups, _prepare
+from trex.eval.loglik import _encode, _length_groups, _prepare
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     rows = []
     for task in args.tasks:
         items = cloze_items(lm, task, args.data_root, args.limit)
-        prepared = [p for i, item in enumerate(items) for p in _prepare(lm, i, item, True)]
+        prepared = [p for i, item in enumerate(items) for p in _prepare(i, _encode(lm, item), True)]
         order = sorted(
             range(len(prepared)), key=lambda k: (-len(prepared[k].prefix), -max(map(len, prepared[k].rests)))
         )

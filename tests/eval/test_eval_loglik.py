@@ -133,7 +133,7 @@ def test_loglik_with_length_groups_matches_full_forward(tiny, tokenizer, monkeyp
     assert len(loglik._length_groups([2, 12, 3])) > 1
     batches, score_batch = [], loglik._score_batch
     monkeypatch.setattr(
-        loglik, "_score_batch", lambda lm, batch, extras: batches.append(batch) or score_batch(lm, batch, extras)
+        loglik, "_score_batch", lambda lm, batch, *rest: batches.append(batch) or score_batch(lm, batch, *rest)
     )
     scores, _ = score_continuations(lm, items, batch_size=batch_size)
     assert len(batches) == 3  # at no cost per pass, prompts of three lengths run as three batches at any size

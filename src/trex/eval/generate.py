@@ -29,10 +29,11 @@ from collections.abc import Sequence
 import torch
 from transformers import GenerationConfig
 
-from trex.eval.lm import EvalModel
-from trex.eval.loglik import encode_text, pad_rows
+from trex.eval.lm import EvalModel, select_rows
+from trex.eval.loglik import encode_text, pad_rows, run_passage, select_cache
 from trex.eval.progress import progress
 from trex.eval.requests import EvalRequest
+from trex.eval.sharing import prior_inputs, sharing_groups
 
 LETTER_TOKENS = 2
 CHOICE_TOKENS = 5
@@ -131,19 +132,39 @@ def generate_batch(
     tasks: Sequence[str | None] | None = None,
 ) -> list[str]:
     """Greedy continuations of `prompts` (left-padded batch, KV cache), decoded without special tokens."""
-    tokenizer = lm.tokenizer
+    rows = [_prompt_ids(lm, p, max_new_tokens) for p in prompts]
+    extras = lm.extra_inputs(intuition_texts, tasks)
+    return _generate_rows(lm, rows, extras, max_new_tokens, stop_strings)
+
+
+def _prompt_ids(lm: EvalModel, prompt: str, max_new_tokens: int) -> list[int]:
     room = max(lm.context_length - max_new_tokens, 1)
-    rows = [encode_text(tokenizer, p)[-room:] for p in prompts]  # requests are built to fit; others lose the left
-    pad = lm.pad_token_id
+    return encode_text(lm.tokenizer, prompt)[-room:]  # requests are built to fit; others lose the left
+
+
+def _generate_rows(
+    lm: EvalModel, rows: Sequence[list[int]], extras: dict[str, torch.Tensor], max_new_tokens: int,
+    stop_strings: Sequence[str] = (), passage: tuple[list[int], object] | None = None,
+) -> list[str]:  # fmt: skip
+    """Greedy continuations of token rows (left-padded). With ``passage`` = (its tokens, its one-row KV cache),
+    every row continues that passage: the rows run after a copy of its cache, their padding between the passage
+    and their own tokens (masked; positions follow the attention mask, as for left padding)."""
+    tokenizer, pad = lm.tokenizer, lm.pad_token_id
     ids, mask = pad_rows(rows, pad, "left")
-    ids, mask, width = ids.to(lm.device), mask.to(lm.device), ids.shape[1]
+    ids, mask = ids.to(lm.device), mask.to(lm.device)
+    past = {}
+    if passage is not None:
+        passage_ids, cache = passage
+        head = torch.tensor([passage_ids], device=lm.device).expand(len(rows), -1)
+        ids, mask = torch.cat([head, ids], 1), torch.cat([torch.ones_like(head), mask], 1)
+        past = {"past_key_values": select_cache(cache, torch.zeros(len(rows), dtype=torch.long, device=lm.device))}
+    width = ids.shape[1]
     config = GenerationConfig(
         max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad,
         eos_token_id=tokenizer.eos_token_id,
     )  # fmt: skip
     stopping = {"stop_strings": list(stop_strings), "tokenizer": tokenizer} if stop_strings else {}
-    extras = lm.extra_inputs(intuition_texts, tasks)
-    out = lm.model.generate(input_ids=ids, attention_mask=mask, generation_config=config, **stopping, **extras)
+    out = lm.model.generate(input_ids=ids, attention_mask=mask, generation_config=config, **past, **stopping, **extras)
     texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
     return [_cut(text, stop_strings) for text in texts]
 
@@ -155,16 +176,30 @@ def _cut(text: str, stop_strings: Sequence[str]) -> str:
 
 
 def generate_answers(lm: EvalModel, requests: Sequence[EvalRequest], batch_size: int) -> list[str]:
-    """Generations for every request (run longest prompt first, returned in request order)."""
+    """Generations for every request, returned in request order. Requests that continue one shared passage
+    (``trex.eval.sharing``) run it once and then go in batches of `batch_size`; the others run longest prompt
+    first, `batch_size` a batch."""
     budget = generation_budget(requests, lm.tokenizer)
-    order = sorted(range(len(requests)), key=lambda i: -len(requests[i].prompt))
+    rows = [_prompt_ids(lm, r.prompt, budget) for r in requests]
+    extras_all, keys = prior_inputs(lm, [r.intuition_text for r in requests], [r.task for r in requests])
+    jobs: list[tuple[list[int], int, int]] = []  # (request indices, tokens of the passage they share, its group)
+    alone = []
+    for group, (indices, shared) in enumerate(sharing_groups(rows, keys)):
+        if shared:
+            jobs += [(indices[i : i + batch_size], shared, group) for i in range(0, len(indices), batch_size)]
+        else:
+            alone += indices
+    alone.sort(key=lambda i: -len(requests[i].prompt))
+    jobs += [(alone[i : i + batch_size], 0, -1) for i in range(0, len(alone), batch_size)]
     texts: list[str] = [""] * len(requests)
-    for start in progress(range(0, len(order), batch_size), desc="generating", unit="batch", leave=False):
-        chunk = order[start : start + batch_size]
-        outputs = generate_batch(
-            lm, [requests[i].prompt for i in chunk], [requests[i].intuition_text for i in chunk], budget,
-            tasks=[requests[i].task for i in chunk],
-        )  # fmt: skip
+    passage, running = None, None
+    for chunk, shared, group in progress(jobs, desc="generating", unit="batch", leave=False):
+        if shared and group != running:  # a new passage: run it once for all its batches
+            passage_ids = rows[chunk[0]][:shared]
+            passage = passage_ids, run_passage(lm, passage_ids, select_rows(extras_all, torch.tensor(chunk[:1])))
+            running = group
+        outputs = _generate_rows(lm, [rows[i][shared:] for i in chunk], select_rows(extras_all, torch.tensor(chunk)),
+                                 budget, passage=passage if shared else None)  # fmt: skip
         for i, text in zip(chunk, outputs, strict=True):
             texts[i] = text
     return texts

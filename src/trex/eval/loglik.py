@@ -13,8 +13,10 @@ kept) and only the option tokens are run, against that cache gathered once per o
 already scores them all and no second pass runs. Items are batched by prompt length (then by their longest option),
 on the CPU cut where prompt lengths jump, and the option rows of a batch are split into groups of similar length
 (``_length_groups``) so that a short option is not padded to the longest one of the batch. A token's log-probability
-is its logit minus the log-sum-exp of its position (no vocabulary-wide log-softmax is written out). Without sharing
-(for benchmarks) each option is its own item and pays for its own prompt.
+is its logit minus the log-sum-exp of its position (no vocabulary-wide log-softmax is written out). Consecutive items
+whose prompts start with the same passage (MultiRC's questions on one paragraph) run it once, one cache row
+copied to each batch after it (``trex.eval.sharing`` says when that is exact). Without sharing (for benchmarks)
+each option is its own item and pays for its own prompt.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import torch
 
 from trex.eval.lm import EvalModel, select_rows
 from trex.eval.progress import progress
+from trex.eval.sharing import prior_inputs, shared_start, sharing_groups
 
 
 @dataclass(frozen=True)
@@ -71,24 +74,41 @@ def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], 
 
 @dataclass
 class _Prepared:
-    """An item as token lists: one shared prefix, then per option the remaining tokens and how many are scored."""
+    """Token lists to run together: one shared prefix, then per option row the remaining tokens, how many of
+    them are scored, and whose option the row is ((item, option) pairs; several items when they share a
+    passage, see ``trex.eval.sharing``)."""
 
-    item: int
     prefix: list[int]
     rests: list[list[int]]
     n_scored: list[int]
+    options: list[tuple[int, int]]
     truncated: bool
 
-
-def _common_prefix(sequences: list[list[int]]) -> int:
-    n = min(len(s) for s in sequences)
-    for i in range(n):
-        if any(s[i] != sequences[0][i] for s in sequences[1:]):
-            return i
-    return n
+    @property
+    def item(self) -> int:
+        """The item whose per-instance inputs the prefix runs with (all items of a group have the same)."""
+        return self.options[0][0]
 
 
-def _prepare(lm: EvalModel, index: int, item: LoglikItem, share_prefix: bool) -> list[_Prepared]:
+@dataclass
+class _Encoded:
+    """An item's option sequences (context + continuation tokens, left-truncated to the window)."""
+
+    tokens: list[list[int]]
+    scored: list[int]
+    truncated: bool
+
+    @property
+    def context(self) -> list[int]:
+        """The tokens before the first scored token of any option (all of them, for an untruncated item)."""
+        return self.tokens[0][: min(len(t) - n for t, n in zip(self.tokens, self.scored, strict=True))]
+
+    def without_start(self, n: int) -> _Encoded:
+        """The sequences after their first ``n`` tokens (a passage run once for several items)."""
+        return _Encoded([t[n:] for t in self.tokens], self.scored, self.truncated)
+
+
+def _encode(lm: EvalModel, item: LoglikItem) -> _Encoded:
     tokens, scored, truncated = [], [], False
     window = lm.context_length
     for continuation in item.continuations:
@@ -102,17 +122,27 @@ def _prepare(lm: EvalModel, index: int, item: LoglikItem, share_prefix: bool) ->
             full, truncated = full[-(window + 1) :], True
         tokens.append(full)
         scored.append(min(len(continuation_ids), window))
+    return _Encoded(tokens, scored, truncated)
+
+
+def _prepare(index: int, encoded: _Encoded, share_prefix: bool) -> list[_Prepared]:
+    """One item's options: their common start run once (``share_prefix``), or each option on its own."""
+    tokens, scored = encoded.tokens, encoded.scored
     groups = [list(range(len(tokens)))] if share_prefix else [[j] for j in range(len(tokens))]
     prepared = []
     for group in groups:
         seqs = [tokens[j] for j in group]
-        shared = min(_common_prefix(seqs), *(len(s) - scored[j] for s, j in zip(seqs, group, strict=True)))
+        shared = min(shared_start(seqs), *(len(s) - scored[j] for s, j in zip(seqs, group, strict=True)))
         if shared < 1:  # left truncation left the options no common start: score them one by one
             for j in group:
-                prepared.extend(_prepare(lm, index, LoglikItem(item.context, [item.continuations[j]], ""), False))
+                cut = len(tokens[j]) - scored[j]  # at least 1: the window keeps one input before the last token
+                prepared.append(
+                    _Prepared(tokens[j][:cut], [tokens[j][cut:]], [scored[j]], [(index, j)], encoded.truncated)
+                )
             continue
         rests = [s[shared:] for s in seqs]
-        prepared.append(_Prepared(index, seqs[0][:shared], rests, [scored[j] for j in group], truncated))
+        options = [(index, j) for j in group]
+        prepared.append(_Prepared(seqs[0][:shared], rests, [scored[j] for j in group], options, encoded.truncated))
     return prepared
 
 
@@ -137,16 +167,37 @@ def _token_scores(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Te
     return picked - logits.logsumexp(-1), logits.argmax(-1) == targets
 
 
+@dataclass
+class _Passage:
+    """The KV cache of a passage that several items' prompts start with (run once, one row), and its length."""
+
+    cache: object
+    length: int
+
+    def rows(self, n: int, device: torch.device) -> tuple[object, torch.Tensor]:
+        """A copy of the cache for ``n`` rows, and the passage's part of their attention mask."""
+        cache = select_cache(self.cache, torch.zeros(n, dtype=torch.long, device=device))
+        return cache, torch.ones((n, self.length), dtype=torch.long, device=device)
+
+
 @torch.no_grad()
-def _score_batch(lm: EvalModel, batch: list[_Prepared], extras: dict[str, torch.Tensor]) -> list[list[OptionScore]]:
-    """Run the prefixes once (KV cache kept), then every option's remaining tokens against its prefix's cache."""
+def _score_batch(
+    lm: EvalModel, batch: list[_Prepared], extras: dict[str, torch.Tensor], passage: _Passage | None = None
+) -> list[OptionScore]:
+    """Run the prefixes once (KV cache kept; after the ``passage`` they all start with, when given), then every
+    option row's remaining tokens against its prefix's cache; one score per option row, in the batch's order."""
     device, pad = lm.device, lm.pad_token_id
     prefix_ids, prefix_mask = pad_rows([p.prefix for p in batch], pad, "left")
     prefix_ids, prefix_mask = prefix_ids.to(device), prefix_mask.to(device)
     positions = (prefix_mask.cumsum(-1) - 1).clamp(min=0)
+    past, start = None, 0
+    if passage is not None:  # the prefixes continue the passage: its cache, mask and positions come first
+        past, passage_mask = passage.rows(len(batch), device)
+        prefix_mask, positions = torch.cat([passage_mask, prefix_mask], 1), positions + passage.length
+        start = passage.length
     out = lm.model(
-        input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=positions, use_cache=True, logits_to_keep=1,
-        **extras,
+        input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=positions, past_key_values=past,
+        use_cache=True, logits_to_keep=1, **extras,
     )  # fmt: skip
     rows = [(i, rest) for i, p in enumerate(batch) for rest in p.rests]
     owner = torch.tensor([i for i, _ in rows], device=device)
@@ -155,8 +206,9 @@ def _score_batch(lm: EvalModel, batch: list[_Prepared], extras: dict[str, torch.
     per_token: list[tuple[torch.Tensor, torch.Tensor]] = [
         (first_logp[r, None], first_greedy[r, None]) for r in range(len(rows))
     ]
+    n_scored = [n for p in batch for n in p.n_scored]
     if all(len(rest) == 1 for _, rest in rows):  # one-token options (letters): the prefix says all
-        return _gather(batch, per_token)
+        return _gather(n_scored, per_token)
     groups = _length_groups([len(rest) for _, rest in rows])
     for group in groups:
         index = torch.tensor(group, device=device)
@@ -164,15 +216,17 @@ def _score_batch(lm: EvalModel, batch: list[_Prepared], extras: dict[str, torch.
             cache = out.past_key_values
             cache.reorder_cache(owner[index])
         else:
-            cache = _select_cache(out.past_key_values, owner[index])
+            cache = select_cache(out.past_key_values, owner[index])
         rests = [rows[r][1] for r in group]
-        logits = _run_rests(lm, rests, cache, prefix_mask, owner[index], batch, extras)
+        prefix_len = torch.tensor([start + len(p.prefix) for p in batch], device=device)
+        logits = _run_rests(lm, rests, cache, prefix_mask[owner[index]], prefix_len[owner[index]],
+                            select_rows(extras, owner[index]))  # fmt: skip
         following, _ = pad_rows([rest[1:] for rest in rests], 0, "right")  # position k predicts token k + 1
         logp, greedy = _token_scores(logits[:, : following.shape[1]], following.to(device))
         for k, r in enumerate(group):
             n = len(rows[r][1]) - 1
             per_token[r] = (torch.cat([per_token[r][0], logp[k, :n]]), torch.cat([per_token[r][1], greedy[k, :n]]))
-    return _gather(batch, per_token)
+    return _gather(n_scored, per_token)
 
 
 GROUP_OVERHEAD_TOKENS = 24
@@ -202,7 +256,7 @@ def _length_groups(lengths: list[int], overhead: int | None = None, max_size: in
     return groups[::-1]
 
 
-def _select_cache(cache, index: torch.Tensor):
+def select_cache(cache, index: torch.Tensor):
     """A new cache holding rows ``index`` of ``cache`` (one batched gather per layer), ``cache`` left as it is."""
     selected = copy.copy(cache)
     selected.layers = [copy.copy(layer) for layer in cache.layers]
@@ -212,37 +266,44 @@ def _select_cache(cache, index: torch.Tensor):
 
 
 def _run_rests(
-    lm: EvalModel, rests: list[list[int]], cache, prefix_mask: torch.Tensor, owner: torch.Tensor,
-    batch: list[_Prepared], extras: dict[str, torch.Tensor],
+    lm: EvalModel, rests: list[list[int]], cache, prefix_mask: torch.Tensor, prefix_len: torch.Tensor,
+    extras: dict[str, torch.Tensor],
 ) -> torch.Tensor:  # fmt: skip
-    """Logits (rows, width, vocab) of option tokens run against their prefixes' cache rows."""
+    """Logits (rows, width, vocab) of option tokens run against their prefixes' cache rows (whose attention mask
+    and real length each row gets)."""
     device, pad = lm.device, lm.pad_token_id
     rest_ids, rest_mask = pad_rows(rests, pad, "right")
     rest_ids, rest_mask = rest_ids.to(device), rest_mask.to(device)
-    prefix_len = torch.tensor([len(p.prefix) for p in batch], device=device)[owner]
     out = lm.model(
         input_ids=rest_ids,
-        attention_mask=torch.cat([prefix_mask[owner], rest_mask], dim=1),
+        attention_mask=torch.cat([prefix_mask, rest_mask], dim=1),
         position_ids=prefix_len[:, None] + torch.arange(rest_ids.shape[1], device=device),
         past_key_values=cache,
         use_cache=True,
-        **select_rows(extras, owner),
+        **extras,
     )
     return out.logits
 
 
-def _gather(batch: list[_Prepared], per_token: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[list[OptionScore]]:
-    """Per option row (entry k of ``per_token`` scores token k of the row's rest): the summed log-prob of the
-    scored tokens (the last ``n_scored``; fewer after left truncation) and whether greedy decoding gives them all."""
-    scores, row = [], 0
-    for p in batch:
-        per_option = []
-        for n in p.n_scored:
-            logp, greedy = per_token[row]
-            per_option.append(OptionScore(float(logp[-n:].sum()), bool(greedy[-n:].all())))
-            row += 1
-        scores.append(per_option)
-    return scores
+def _gather(n_scored: Sequence[int], per_token: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[OptionScore]:
+    """Per option row (``per_token`` ends with the row's last token): the summed log-prob of the scored tokens (the
+    last ``n_scored``; fewer after left truncation) and whether greedy decoding gives them all."""
+    return [
+        OptionScore(float(logp[-n:].sum()), bool(greedy[-n:].all()))
+        for n, (logp, greedy) in zip(n_scored, per_token, strict=True)
+    ]
+
+
+def _batches(prepared: list[_Prepared], batch_size: int, device: torch.device) -> list[list[_Prepared]]:
+    """Longest prompt first (then longest option), at most `batch_size` items a batch. On the CPU, where a padded
+    token costs as much as a real one, a batch is cut short where the next prompts are much shorter (the split of
+    ``_length_groups``: BoolQ's long-tailed passages padded 22% of the prompt tokens of 16 instances in batches of
+    8, 10% of 200); elsewhere padding below the device's saturation is nearly free, and batches stay whole."""
+    order = sorted(prepared, key=lambda p: (-len(p.prefix), -max(map(len, p.rests))))
+    if device.type == "cpu":
+        groups = _length_groups([len(p.prefix) for p in order], max_size=batch_size)
+        return [[order[r] for r in group] for group in groups]
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
 def score_continuations(
@@ -250,27 +311,46 @@ def score_continuations(
 ) -> tuple[list[list[OptionScore]], int]:
     """Log-likelihood of every continuation of every item, and how many items were left-truncated.
 
-    Items are run longest prompt first (then longest option) in batches of at most `batch_size` items (each with
-    all its options); results come back in the order of `items`. On the CPU, where a padded token costs as much
-    as a real one, a batch is cut short where the next prompts are much shorter (the split of ``_length_groups``:
-    BoolQ's long-tailed passages padded 22% of the prompt tokens of 16 instances in batches of 8, 10% of 200);
-    elsewhere padding below the device's saturation is nearly free, and batches stay whole.
+    Items run in batches of at most `batch_size` items, each with all its options (``_batches``); results come
+    back in the order of `items`. With `share_prefix` (the default) an item's prompt runs once for all its
+    options, and consecutive items whose prompts start with the same passage (and whose per-instance inputs are
+    equal) run that passage once (``trex.eval.sharing``); without it (for benchmarks) every option pays for its
+    own prompt.
     """
-    prepared = [p for i, item in enumerate(items) for p in _prepare(lm, i, item, share_prefix)]
-    order = sorted(range(len(prepared)), key=lambda k: (-len(prepared[k].prefix), -max(map(len, prepared[k].rests))))
-    if lm.device.type == "cpu":
-        groups = _length_groups([len(prepared[k].prefix) for k in order], max_size=batch_size)
-        batches = [[order[r] for r in group] for group in groups]
-    else:
-        batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-    results: list[list[OptionScore]] = [[] for _ in items]
-    pieces: dict[int, list[OptionScore]] = {}
-    for keys in progress(batches, desc="scoring options", unit="batch", leave=False):
-        batch = [prepared[k] for k in keys]
-        extras = lm.extra_inputs([items[p.item].intuition_text for p in batch], [items[p.item].task for p in batch])
-        for k, scores in zip(keys, _score_batch(lm, batch, extras), strict=True):
-            pieces[k] = scores
-    for k, p in enumerate(prepared):  # prepared pieces of one item are consecutive and in option order
-        results[p.item].extend(pieces[k])
-    truncated = len({p.item for p in prepared if p.truncated})
-    return results, truncated
+    encoded = [_encode(lm, item) for item in items]
+    extras_all, keys = prior_inputs(lm, [item.intuition_text for item in items], [item.task for item in items])
+    groups = [([i], 0) for i in range(len(items))]
+    if share_prefix:
+        groups = sharing_groups([e.context for e in encoded], keys, [not e.truncated for e in encoded])
+    work: list[tuple[list[int], list[list[_Prepared]]]] = []  # (passage tokens, batches after it)
+    alone: list[_Prepared] = []
+    for indices, shared in groups:
+        if shared:
+            after = [p for i in indices for p in _prepare(i, encoded[i].without_start(shared), True)]
+            work.append((encoded[indices[0]].tokens[0][:shared], _batches(after, batch_size, lm.device)))
+        else:
+            alone += [p for i in indices for p in _prepare(i, encoded[i], share_prefix)]
+    work.append(([], _batches(alone, batch_size, lm.device)))
+    results: list[list[OptionScore | None]] = [[None] * len(item.continuations) for item in items]
+    jobs = [(passage_ids, batch) for passage_ids, batches in work for batch in batches]
+    passage, running = None, None
+    for passage_ids, batch in progress(jobs, desc="scoring options", unit="batch", leave=False):
+        if passage_ids is not running:  # a new passage: run it once for all its batches
+            first = select_rows(extras_all, torch.tensor([batch[0].item]))
+            passage = _Passage(run_passage(lm, passage_ids, first), len(passage_ids)) if passage_ids else None
+            running = passage_ids
+        extras = select_rows(extras_all, torch.tensor([p.item for p in batch]))
+        scores = iter(_score_batch(lm, batch, extras, passage))
+        for p in batch:
+            for item, option in p.options:
+                results[item][option] = next(scores)
+    return results, sum(e.truncated for e in encoded)  # type: ignore[return-value]  # every option is scored
+
+
+@torch.no_grad()
+def run_passage(lm: EvalModel, passage_ids: list[int], extras: dict[str, torch.Tensor]):
+    """The KV cache of a passage several items share (one row; their per-instance inputs are equal, so one row
+    serves them all)."""
+    ids = torch.tensor([passage_ids], device=lm.device)
+    out = lm.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True, logits_to_keep=1, **extras)
+    return out.past_key_values

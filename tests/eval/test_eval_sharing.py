@@ -1,0 +1,161 @@
+"""Passages shared across instances: which instances group, and scores equal to one plain forward per option."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from trex_testing import tiny_llama
+
+from trex.eval import EvalModel, EvalRequest, LoglikItem, encode_pair, score_continuations
+from trex.eval.generate import generate_answers, generation_budget
+from trex.eval.loglik import encode_text
+from trex.eval.sharing import prior_inputs, shared_start, sharing_groups
+from trex.model import TRexModel
+
+PASSAGE = (
+    "Paragraph: The lighthouse keeper rowed out at dawn every day to check the lamp, the lens and the oil, "
+    "then wrote the weather in a book kept by the door.\n"
+)
+OTHER = "Paragraph: A different story about a baker who rose before the sun to light the ovens of the town.\n"
+ITEMS = [
+    LoglikItem(PASSAGE + "Question: Who rowed?\nAnswer:", [" the keeper", " a baker"], "q1"),
+    LoglikItem(PASSAGE + "Question: When did he go out?\nAnswer:", [" at dawn", " at night time"], "q2"),
+    LoglikItem(PASSAGE + "Question: Where was the book?\nAnswer:", [" A", " by the door"], "q3"),
+    LoglikItem(OTHER + "Question: Who rose early?\nAnswer:", [" the baker", " the keeper"], "q4"),
+    LoglikItem(OTHER + "Question: What did he light?\nAnswer:", [" ovens", " lamps"], "q5"),
+    LoglikItem("Short prompt\nAnswer:", [" yes", " no"], "q6"),
+]
+
+
+def reference(model, tokenizer, context: str, continuation: str, **extra) -> float:
+    """Sum of log p(token) over the continuation tokens, from one unpadded forward of the whole sequence."""
+    context_ids, continuation_ids = encode_pair(tokenizer, context, continuation)
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([context_ids + continuation_ids]), **extra).logits[0]
+    logp = torch.log_softmax(logits.double(), dim=-1)
+    return sum(float(logp[len(context_ids) - 1 + i, t]) for i, t in enumerate(continuation_ids))
+
+
+def test_shared_start() -> None:
+    assert shared_start([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
+    assert shared_start([[5], [6]]) == 0
+
+
+def test_sharing_groups_rules() -> None:
+    passage = list(range(100))
+    rows = [passage + [7], passage + [8, 9], passage + [1] * 30, list(range(50)) + [0], passage + [3]]
+    # rows 0-2 share the passage (100 tokens, at least half of each); row 3 shares 50: below min_tokens=64
+    assert sharing_groups(rows, [None] * 5) == [([0, 1, 2], 100), ([3], 0), ([4], 0)]
+    # other keys (per-instance inputs that differ) never share; a row that is not shareable stays alone
+    assert sharing_groups(rows, ["a", "b", "b", None, None]) == [([0], 0), ([1, 2], 100), ([3], 0), ([4], 0)]
+    assert sharing_groups(rows, [None] * 5, [True, False, True, True, True]) == [
+        ([0], 0), ([1], 0), ([2], 0), ([3], 0), ([4], 0),
+    ]  # fmt: skip
+    # a shared start must be at least half of every member: a long tail keeps an instance alone
+    assert sharing_groups([passage + [1], passage + [2] * 150], [None, None]) == [([0], 0), ([1], 0)]
+    # every member keeps a token of its own, even when one row is the start of the other
+    assert sharing_groups([passage, passage + [1]], [None, None], min_tokens=10) == [([0, 1], 99)]
+
+
+def test_prior_inputs_keys(tokenizer, adapter_dir, fixed_bank) -> None:
+    lm = EvalModel.wrap(tiny_llama(0), tokenizer, "tiny")
+    assert prior_inputs(lm, ["a", "b"], [None, None]) == ({}, [None, None])
+    model = TRexModel.from_pretrained(tiny_llama(0), adapter_dir)
+    model.attach_intuition_bank(fixed_bank(model.trex_config.intuition_width))
+    inputs, keys = prior_inputs(EvalModel.wrap(model, tokenizer, "tiny", str(adapter_dir)), ["ab", "xy", "ab"], None)
+    assert inputs["intuition"].shape[0] == 3
+    assert keys[0] == keys[2] != keys[1]
+
+
+def _record_passages(monkeypatch) -> list[int]:
+    import trex.eval.loglik as loglik
+
+    lengths, run_passage = [], loglik.run_passage
+
+    def recording(lm, passage_ids, extras):
+        lengths.append(len(passage_ids))
+        return run_passage(lm, passage_ids, extras)
+
+    monkeypatch.setattr(loglik, "run_passage", recording)
+    return lengths
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 8])
+def test_shared_passages_score_as_full_forwards(tiny, tokenizer, monkeypatch, batch_size: int) -> None:
+    passages = _record_passages(monkeypatch)
+    lm = EvalModel.wrap(tiny, tokenizer, "tiny", chat_template=False)
+    scores, truncated = score_continuations(lm, ITEMS, batch_size=batch_size)
+    assert truncated == 0
+    assert len(passages) == 2 and min(passages) >= 64  # each paragraph ran once
+    for item, per_option in zip(ITEMS, scores, strict=True):
+        for continuation, score in zip(item.continuations, per_option, strict=True):
+            assert score.logprob == pytest.approx(reference(tiny, tokenizer, item.context, continuation), abs=1e-4)
+    unshared, _ = score_continuations(lm, ITEMS, batch_size=batch_size, share_prefix=False)
+    assert [[s.greedy for s in row] for row in scores] == [[s.greedy for s in row] for row in unshared]
+
+
+@pytest.mark.parametrize("same_intuition", [False, True])
+def test_trex_shares_a_passage_only_under_equal_intuition(
+    tokenizer, adapter_dir, fixed_bank, monkeypatch, same_intuition: bool
+) -> None:
+    passages = _record_passages(monkeypatch)
+    model = TRexModel.from_pretrained(tiny_llama(0), adapter_dir)
+    bank = fixed_bank(model.trex_config.intuition_width)
+    model.attach_intuition_bank(bank)
+    texts = ["one text"] * len(ITEMS) if same_intuition else ["x" * (k + 1) for k in range(len(ITEMS))]  # all differ
+    items = [LoglikItem(i.context, i.continuations, t) for i, t in zip(ITEMS, texts, strict=True)]
+    lm = EvalModel.wrap(model, tokenizer, "tiny", str(adapter_dir), chat_template=False)
+    scores, _ = score_continuations(lm, items, batch_size=2)
+    assert len(passages) == (2 if same_intuition else 0)  # sharing needs equal intuition rows
+    for item, per_option in zip(items, scores, strict=True):
+        intuition = bank.score([item.intuition_text])
+        for continuation, score in zip(item.continuations, per_option, strict=True):
+            expected = reference(model, tokenizer, item.context, continuation, intuition=intuition)
+            assert score.logprob == pytest.approx(expected, abs=1e-4)
+
+
+def greedy_reference(model, tokenizer, prompt: str, steps: int, **extra) -> str:
+    """Greedy decoding by repeated full forwards of the whole prompt (no padding, no cache, nothing shared)."""
+    ids, new = encode_text(tokenizer, prompt), []
+    for _ in range(steps):
+        with torch.no_grad():
+            token = int(model(input_ids=torch.tensor([ids + new]), **extra).logits[0, -1].argmax())
+        if token == tokenizer.eos_token_id:
+            break
+        new.append(token)
+    return tokenizer.decode(new, skip_special_tokens=True)
+
+
+def _requests(texts: list[str]) -> list[EvalRequest]:
+    return [
+        EvalRequest("t", f"u{k}", k, item.context, [], None, "a target of a dozen tokens", "free_text", text)
+        for k, (item, text) in enumerate(zip(ITEMS, texts, strict=True))
+    ]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 8])
+def test_generation_after_a_shared_passage_matches_full_forwards(tiny, tokenizer, monkeypatch, batch_size) -> None:
+    import trex.eval.generate as generate
+
+    passages, run_passage = [], generate.run_passage
+    monkeypatch.setattr(
+        generate, "run_passage", lambda lm, ids, extras: passages.append(len(ids)) or run_passage(lm, ids, extras)
+    )
+    lm = EvalModel.wrap(tiny, tokenizer, "tiny", chat_template=False)
+    requests = _requests([i.intuition_text for i in ITEMS])
+    budget = generation_budget(requests, tokenizer)
+    texts = generate_answers(lm, requests, batch_size)
+    assert len(passages) == 2 and min(passages) >= 64
+    assert texts == [greedy_reference(tiny, tokenizer, r.prompt, budget) for r in requests]
+
+
+def test_trex_generation_after_a_shared_passage(tokenizer, adapter_dir, fixed_bank) -> None:
+    model = TRexModel.from_pretrained(tiny_llama(0), adapter_dir)
+    bank = fixed_bank(model.trex_config.intuition_width)
+    model.attach_intuition_bank(bank)
+    lm = EvalModel.wrap(model, tokenizer, "tiny", str(adapter_dir), chat_template=False)
+    requests = _requests(["one text"] * 3 + ["x" * (k + 1) for k in range(3)])  # the first paragraph is shared
+    budget = generation_budget(requests, tokenizer)
+    expected = [greedy_reference(model, tokenizer, r.prompt, budget, intuition=bank.score([r.intuition_text]))
+                for r in requests]  # fmt: skip
+    assert generate_answers(lm, requests, 2) == expected
