@@ -7,7 +7,8 @@ a unit, so ``--status`` can say what runs now and two sittings never work on the
 (and ``sittings.json``) beside its folder as ``train.running.json``, since the run folder must hold only the run.
 
 Units run in an interleaved order (seed 0 of every method, then seed 1, ...), so a comparison cut short still has
-every method.
+every method. Several workers (``trex compare CONFIG`` started again in another shell, e.g. one per core) share a
+comparison: each takes the next step no live process holds, and an evaluation waits for its unit's training.
 """
 
 from __future__ import annotations
@@ -106,20 +107,47 @@ def state(step: Step, config: CompareConfig) -> str:
     return "left"
 
 
+class StepBusy(RuntimeError):
+    """Another live process holds the step's lock."""
+
+
 class StepLock:
-    """``running.json`` with this process's pid; refuses a step another live process holds."""
+    """``running.json`` with this process's pid; refuses a step another live process holds.
+
+    The file is created exclusively (``O_EXCL``), so of two workers that find the same step left at the same
+    moment exactly one gets it; a lock left by a dead process is taken over.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
     def __enter__(self) -> StepLock:
-        lock = read_json(self.path)
-        if lock and lock.get("pid") != os.getpid() and _alive(int(lock.get("pid", -1)), str(lock.get("host", ""))):
-            raise RuntimeError(f"{self.path.parent} is being worked on by process {lock['pid']} on {lock['host']}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
-        write_text_atomic(self.path, json.dumps(record) + "\n")
-        return self
+        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}) + "\n"
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._live_holder()
+                if holder is not None:
+                    break
+                self.path.unlink(missing_ok=True)  # a dead process's lock (or this process's own)
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(record)
+            return self
+        holder = self._live_holder() or {"pid": "?", "host": "?"}
+        raise StepBusy(f"{self.path.parent} is being worked on by process {holder['pid']} on {holder['host']}")
+
+    def _live_holder(self) -> dict | None:
+        """The lock's record when another live process holds it, else None."""
+        lock = read_json(self.path)
+        if lock is None and self.path.exists():  # the worker that just created it is writing it
+            time.sleep(0.1)
+            lock = read_json(self.path)
+        if lock and lock.get("pid") != os.getpid() and _alive(int(lock.get("pid", -1)), str(lock.get("host", ""))):
+            return lock
+        return None
 
     def __exit__(self, *exc) -> None:
         self.path.unlink(missing_ok=True)
@@ -225,7 +253,11 @@ def run_comparison(config: CompareConfig, only: list[str] | None = None) -> list
         ):
             continue  # its training runs in another sitting now
         logger.warning("compare: %s", step.label)
-        run_step(step, config)
+        try:
+            run_step(step, config)
+        except StepBusy as busy:  # another worker took it between our look and our lock
+            logger.warning("compare: skipping %s (%s)", step.label, busy)
+            continue
         done.append(step)
     return done
 

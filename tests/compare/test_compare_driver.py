@@ -1,0 +1,58 @@
+"""Step locks: two workers on one comparison never take the same step, and a dead worker's lock is taken over."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from trex.compare import driver
+
+
+@pytest.fixture
+def other_worker():
+    """A live process that is not this one (its pid is what another worker's lock would name)."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield process.pid
+    process.kill()
+    process.wait()
+
+
+def write_lock(path, pid: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "started": 0.0}))
+
+
+def test_a_live_workers_lock_is_refused_and_kept(tmp_path, other_worker) -> None:
+    path = tmp_path / "unit" / "running.json"
+    write_lock(path, other_worker)
+    with pytest.raises(driver.StepBusy, match=str(other_worker)):
+        driver.StepLock(path).__enter__()
+    assert json.loads(path.read_text())["pid"] == other_worker
+
+
+def test_a_dead_workers_lock_is_taken_over_and_released(tmp_path) -> None:
+    path = tmp_path / "unit" / "running.json"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    write_lock(path, dead.pid)
+    with driver.StepLock(path):
+        assert json.loads(path.read_text())["pid"] == os.getpid()
+    assert not path.exists()
+
+
+def test_a_step_taken_between_look_and_lock_is_skipped(tmp_path, other_worker, monkeypatch) -> None:
+    """Both workers saw the step left; the other locked it first: this worker goes on to the next step."""
+    steps = [driver.Step("lora", 0, "train"), driver.Step("trex", 0, "train")]
+    config = type("Config", (), {"output_dir": tmp_path})()
+    write_lock(steps[0].marker(config, driver.RUNNING), other_worker)
+    monkeypatch.setattr(driver, "pending", lambda config: iter(steps))
+    ran = []
+    monkeypatch.setattr(driver, "_train", lambda step, config: ran.append(step.label) or {"steps": 1})
+    done = driver.run_comparison(config)
+    assert ran == ["trex/seed-0/train"] and done == steps[1:]
+    assert json.loads(steps[0].marker(config, driver.RUNNING).read_text())["pid"] == other_worker
