@@ -2,12 +2,14 @@
 
     python benchmarks/bench_eval.py                                   # copa piqa boolq hellaswag, 24 each, 1 thread
     python benchmarks/bench_eval.py --previous 6ea75bf --threads 2    # also the loglik.py of an older commit
+    python benchmarks/bench_eval.py --tasks multirc                    # paragraphs shared across instances
 
 Requests are built once per task in the cloze format (the options are the answer texts: the shape where running
 the prompt once matters) from the data under --data-root, then every mode scores the same (context, option)
 pairs, interleaved over --repeats rounds after a burn-in, and the median instances/s is the number to read:
 
-- ``trex``: ``score_continuations`` (prompt once, KV cache shared by the options, options grouped by length);
+- ``trex``: ``score_continuations`` (prompt once, KV cache shared by the options, options grouped by length; a
+  paragraph that consecutive instances start with runs once, as on MultiRC);
 - ``trex per-option``: the same code with every option paying for its own prompt;
 - ``trex previous``: ``src/trex/eval/loglik.py`` as it was at git revision --previous (before this work);
 - ``lm-eval hf``: lm-evaluation-harness' ``HFLM.loglikelihood`` on the same model object and the same strings.
@@ -36,6 +38,8 @@ from trex.eval import LoglikItem, encode_pair, load_eval_model, score_continuati
 
 SHAPES = {"copa": "two-option cloze", "piqa": "two-option cloze", "boolq": "two-option cloze",
           "hellaswag": "four-option cloze (HellaSwag)"}  # fmt: skip
+OTHER_SHAPES = {"multirc": "two-option cloze, questions on a shared paragraph"}
+"""Run with --tasks: shapes outside the default run (and its targets)."""
 
 
 def previous_loglik(rev: str):
@@ -123,7 +127,7 @@ def main() -> None:
     if not args.no_lm_eval:
         scorers["lm-eval hf"] = lm_eval_scorer(lm, args.batch_size)
     model64 = copy.deepcopy(lm.model).double()
-    rows = []
+    rows, shapes = [], {**SHAPES, **OTHER_SHAPES}
     for task in args.tasks:
         items = cloze_items(lm, task, args.data_root, args.limit)
         scores = {name: fn(items) for name, fn in scorers.items()}  # also the burn-in
@@ -136,7 +140,7 @@ def main() -> None:
             diff, diff64 = max_abs_diff(scores[name], reference), max_abs_diff(scores[name], exact)
             median = statistics.median(seconds)
             row = {
-                "task": task, "shape": SHAPES.get(task, "cloze"), "mode": name, "instances": len(items),
+                "task": task, "shape": shapes.get(task, "cloze"), "mode": name, "instances": len(items),
                 "options": sum(len(i.continuations) for i in items), **summary(seconds),
                 "instances_per_s": len(items) / median, "speedup_vs_lm_eval": None if base is None else base / median,
                 "max_abs_diff_vs_reference": diff, "max_abs_diff_vs_float64": diff64,

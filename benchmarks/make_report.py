@@ -33,10 +33,9 @@ def newest(kind: str) -> dict[tuple, dict]:
         if record.get("benchmark") != kind or "rows" not in record:  # older formats (before these scripts) skipped
             continue
         config = record.get("config", {})
-        key = (
-            config.get("model"), config.get("threads"), record["hardware"].get("device"), config.get("layers"),
-            bool(config.get("compile")),
-        )  # fmt: skip
+        scope = config.get("layers") or tuple(config.get("tasks") or ())  # a model's blocks, or evaluation tasks
+        key = (config.get("model"), config.get("threads"), record["hardware"].get("device"), scope,
+               bool(config.get("compile")))  # fmt: skip
         record["_file"] = path.name
         if key not in chosen or record["date"] >= chosen[key]["date"]:
             chosen[key] = record
