@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from trex.eval.errors import EvalError
 from trex.eval.generate import CHOICE_TOKENS
 from trex.eval.lm import EvalModel
 from trex.eval.loading import settled
+from trex.eval.partial import PARTIAL_DIR, PartialTask
 from trex.eval.progress import progress
 from trex.eval.report import detail_table, table1
 from trex.eval.requests import build_requests, write_requests
@@ -171,11 +173,15 @@ def _start_fresh(output_dir: Path, overwrite: bool) -> None:
     results.json goes first, so that no moment leaves it listing tasks whose predictions are already gone.
     """
     existing = [name for name in OUTPUT_NAMES if (output_dir / name).exists()]
+    partial = output_dir / PARTIAL_DIR
+    if partial.is_dir() and any(partial.iterdir()):
+        existing.append(f"{PARTIAL_DIR}/ (a task scored in part)")
     if existing and not overwrite:
         raise EvalError(f"{output_dir} already holds an evaluation ({', '.join(existing)}); pass --resume to "
                         "continue it, --overwrite to replace it, or use another --output")  # fmt: skip
     for name in OUTPUT_NAMES:
         (output_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(partial, ignore_errors=True)
     write_text_atomic(output_dir / PREDICTIONS_NAME, "")
 
 
@@ -285,6 +291,7 @@ def evaluate(
         "data_root": None if data_root is None else str(data_root), "table_metric": metric, "split": split,
         "bbh_form": form, "map_yes_no": map_yes_no,
     }  # fmt: skip
+    scoring_settings = {k: v for k, v in settings.items() if k not in RESUME_IGNORED}  # what the scores depend on
     run = EvalRun(settings, env=environment(lm.device))
     out = Path(output_dir) if output_dir is not None else None
     if resume and out is None:
@@ -317,8 +324,9 @@ def evaluate(
                 continue
             if not request_set.requests:
                 raise EvalError(f"{task}: none of its {len(instances)} instances fits {lm.context_length} tokens")
+            partial = None if out is None else PartialTask(out, task, scoring_settings)
             result, rows = score_task(lm, request_set, scoring, batch_size, loaded=len(instances),
-                                      map_yes_no=map_yes_no)  # fmt: skip
+                                      map_yes_no=map_yes_no, partial=partial)  # fmt: skip
             _check_finite_scores(task, rows)
         except (DataError, EvalError) as err:
             logger.error("%s failed: %s", task, err)
@@ -339,4 +347,6 @@ def evaluate(
         run.results = {t: run.results[t] for t in names if t in run.results}  # resumed tasks in their place
         if out is not None:
             _write(run, out, metric)
+            if task in run.results:  # its rows are in predictions.jsonl and results.json lists it
+                PartialTask(out, task, scoring_settings).remove()
     return run

@@ -15,6 +15,7 @@ from trex.eval.generate import generate_answers, predict_detail
 from trex.eval.lm import EvalModel
 from trex.eval.loglik import LoglikItem, score_continuations
 from trex.eval.metrics import choose, wilson_interval
+from trex.eval.partial import CHUNK_INSTANCES, PartialTask, ScoredSoFar
 from trex.eval.requests import EvalRequest, RequestSet
 
 Scoring = Literal["generate", "loglik"]
@@ -99,17 +100,45 @@ def score_generate(
     return rows
 
 
-def score_task(
-    lm: EvalModel, request_set: RequestSet, scoring: Scoring, batch_size: int, loaded: int, map_yes_no: bool = False
-) -> tuple[TaskResult, list[dict]]:
-    """Score one task's requests; the result counts every loaded instance (scored, dropped or skipped)."""
-    requests = request_set.requests
-    start = time.perf_counter()
+def score_requests(
+    lm: EvalModel, requests: Sequence[EvalRequest], scoring: Scoring, batch_size: int, map_yes_no: bool = False
+) -> tuple[list[dict], int]:
+    """Prediction rows of `requests` (loglik leaves out free-text ones) and how many were left-truncated."""
     if scoring == "loglik":
-        rows, left_truncated = score_loglik(lm, requests, batch_size)
-    else:
-        rows, left_truncated = score_generate(lm, requests, batch_size, map_yes_no), 0
-    wall = time.perf_counter() - start
+        return score_loglik(lm, requests, batch_size)
+    return score_generate(lm, requests, batch_size, map_yes_no), 0
+
+
+def score_task(
+    lm: EvalModel, request_set: RequestSet, scoring: Scoring, batch_size: int, loaded: int, map_yes_no: bool = False,
+    partial: PartialTask | None = None,
+) -> tuple[TaskResult, list[dict]]:  # fmt: skip
+    """Score one task's requests; the result counts every loaded instance (scored, dropped or skipped).
+
+    Requests are scored in chunks of ``CHUNK_INSTANCES``; with `partial`, every finished chunk is saved there and
+    the chunks an interrupted sitting saved are not scored again (`trex.eval.partial`).
+    """
+    requests = request_set.requests
+    so_far = partial.load() if partial is not None else ScoredSoFar()
+    done = {(row["uid"], row["index"]) for row in so_far.rows}
+    left = [r for r in requests if (r.uid, r.index) not in done]
+    for start in range(0, len(left), CHUNK_INSTANCES):
+        began = time.perf_counter()
+        rows, left_truncated = score_requests(lm, left[start : start + CHUNK_INSTANCES], scoring, batch_size,
+                                              map_yes_no)  # fmt: skip
+        wall = time.perf_counter() - began
+        if partial is not None:
+            partial.append(rows, left_truncated, wall)
+        so_far.add(rows, left_truncated, wall)
+    rows = sorted(so_far.rows, key=lambda row: row["index"])
+    return task_result(request_set, scoring, rows, so_far.left_truncated, so_far.wall_s, loaded), rows
+
+
+def task_result(
+    request_set: RequestSet, scoring: Scoring, rows: Sequence[dict], left_truncated: int, wall: float, loaded: int
+) -> TaskResult:
+    """The task's accuracy and counts from its prediction rows."""
+    requests = request_set.requests
     n, correct = len(rows), sum(r["correct"] for r in rows)
     accuracy, ci = _accuracy(correct, n)
     result = TaskResult(
@@ -123,4 +152,4 @@ def score_task(
     else:
         result.unreadable = sum(r["prediction"] is None and bool(r["options"]) for r in rows)
         result.mapped = sum(r["mapped"] for r in rows)
-    return result, rows
+    return result
