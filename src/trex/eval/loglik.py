@@ -82,7 +82,6 @@ class _Prepared:
     rests: list[list[int]]
     n_scored: list[int]
     options: list[tuple[int, int]]
-    truncated: bool
 
     @property
     def item(self) -> int:
@@ -136,13 +135,11 @@ def _prepare(index: int, encoded: _Encoded, share_prefix: bool) -> list[_Prepare
         if shared < 1:  # left truncation left the options no common start: score them one by one
             for j in group:
                 cut = len(tokens[j]) - scored[j]  # at least 1: the window keeps one input before the last token
-                prepared.append(
-                    _Prepared(tokens[j][:cut], [tokens[j][cut:]], [scored[j]], [(index, j)], encoded.truncated)
-                )
+                prepared.append(_Prepared(tokens[j][:cut], [tokens[j][cut:]], [scored[j]], [(index, j)]))
             continue
         rests = [s[shared:] for s in seqs]
         options = [(index, j) for j in group]
-        prepared.append(_Prepared(seqs[0][:shared], rests, [scored[j] for j in group], options, encoded.truncated))
+        prepared.append(_Prepared(seqs[0][:shared], rests, [scored[j] for j in group], options))
     return prepared
 
 
@@ -210,6 +207,7 @@ def _score_batch(
     if all(len(rest) == 1 for _, rest in rows):  # one-token options (letters): the prefix says all
         return _gather(n_scored, per_token)
     groups = _length_groups([len(rest) for _, rest in rows])
+    prefix_len = torch.tensor([start + len(p.prefix) for p in batch], device=device)
     for group in groups:
         index = torch.tensor(group, device=device)
         if len(groups) == 1:  # the prefix cache itself, reordered in place
@@ -218,7 +216,6 @@ def _score_batch(
         else:
             cache = select_cache(out.past_key_values, owner[index])
         rests = [rows[r][1] for r in group]
-        prefix_len = torch.tensor([start + len(p.prefix) for p in batch], device=device)
         logits = _run_rests(lm, rests, cache, prefix_mask[owner[index]], prefix_len[owner[index]],
                             select_rows(extras, owner[index]))  # fmt: skip
         following, _ = pad_rows([rest[1:] for rest in rests], 0, "right")  # position k predicts token k + 1
