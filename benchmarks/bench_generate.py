@@ -2,6 +2,7 @@
 
     python benchmarks/bench_generate.py                          # SmolLM2-135M, batch 1 and 16, 32 new tokens
     python benchmarks/bench_generate.py --batches 1 --new-tokens 64 --threads 2
+    python benchmarks/bench_generate.py --device cuda --dtype bfloat16          # a GPU run of issue 12
 
 Every model decodes exactly --new-tokens tokens per row (``min_new_tokens``) after a --prompt-tokens prompt;
 models are run round-robin per batch size for --repeats rounds and the median is the number to read.
@@ -33,13 +34,15 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     load_before = load_average()
 
     base, tokenizer = load_base_model(args.model)
-    base.eval()
+    base = base.to(device=args.device, dtype=getattr(torch, args.dtype)).eval()
     models = {"base": base}
     for method in ("lora", "trex"):
         model = build_adapter_model(copy.deepcopy(base), METHODS[method].config_class()).eval()
@@ -64,20 +67,21 @@ def main() -> None:
     rows = []
     for batch in args.batches:
         torch.manual_seed(0)
-        ids = torch.randint(100, base.config.vocab_size, (batch, args.prompt_tokens))
+        ids = torch.randint(100, base.config.vocab_size, (batch, args.prompt_tokens)).to(args.device)
         mask = torch.ones_like(ids)
 
         def run(model, batch=batch, ids=ids, mask=mask):
             extra = {}
             if getattr(model, "needs_instance_inputs", False):
-                extra["intuition"] = torch.rand(batch, model.adapter_config.prior_width)
+                extra["intuition"] = torch.rand(batch, model.adapter_config.prior_width, device=args.device)
             with torch.no_grad():
                 model.generate(
                     input_ids=ids, attention_mask=mask, max_new_tokens=args.new_tokens,
                     min_new_tokens=args.new_tokens, do_sample=False, pad_token_id=pad, **extra,
                 )  # fmt: skip
 
-        times = interleaved({k: (lambda m=m: run(m)) for k, m in models.items()}, args.repeats, warmup=1)
+        fns = {k: (lambda m=m: run(m)) for k, m in models.items()}
+        times = interleaved(fns, args.repeats, warmup=1, device=args.device)
         lora = statistics.median(times["lora"])
         for key, seconds in times.items():
             median = statistics.median(seconds)
@@ -96,6 +100,7 @@ def main() -> None:
             "rows": rows,
         },
         out=args.out,
+        device=args.device,
     )
 
 

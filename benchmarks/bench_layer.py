@@ -34,7 +34,7 @@ TOKENS = {576: 512, 2048: 512, 4096: 256}
 """Tokens per call by width: 512 as one train step of bench_train_step (4 x 128); 256 at 4096 to stay fast."""
 
 
-def make_layers(d: int, dtype: torch.dtype) -> dict[str, nn.Module]:
+def make_layers(d: int, dtype: torch.dtype, device: str = "cpu") -> dict[str, nn.Module]:
     def base() -> nn.Linear:
         torch.manual_seed(0)
         layer = nn.Linear(d, d, bias=False, dtype=dtype)
@@ -61,7 +61,7 @@ def make_layers(d: int, dtype: torch.dtype) -> dict[str, nn.Module]:
             layer.molora_B.normal_(std=0.02)
         return layer
 
-    return {
+    layers = {
         "frozen": base(),
         "T-REX 4x8": trex(TRexConfig(r_a=4, r_b=8)),
         "T-REX 4x8 (op by op)": trex(TRexConfig(r_a=4, r_b=8), fused=False),
@@ -74,15 +74,18 @@ def make_layers(d: int, dtype: torch.dtype) -> dict[str, nn.Module]:
         "MoLoRA 8x4": mixture(MoLoRAConfig(n_experts=8, r=4)),
         "SiRA 8x4": mixture(SiRAConfig(n_experts=8, r=4)),
     }
+    return {name: layer.to(device) for name, layer in layers.items()}
 
 
-def runner(layer: nn.Module, tokens: int, d: int, dtype: torch.dtype, batch: int = 4) -> Callable[[], None]:
+def runner(
+    layer: nn.Module, tokens: int, d: int, dtype: torch.dtype, batch: int = 4, device: str = "cpu"
+) -> Callable[[], None]:
     """A closure running forward + backward of ``layer`` on ``batch`` x ``tokens/batch`` tokens."""
-    x = torch.randn(batch, tokens // batch, d, dtype=dtype, requires_grad=True)
-    dy = torch.randn(batch, tokens // batch, d, dtype=dtype)
+    x = torch.randn(batch, tokens // batch, d, dtype=dtype, device=device, requires_grad=True)
+    dy = torch.randn(batch, tokens // batch, d, dtype=dtype, device=device)
     routing = getattr(layer, "routing", None)
     width = getattr(layer, "prior_width", None)
-    intuition = torch.rand(batch, width, dtype=dtype) if width else None
+    intuition = torch.rand(batch, width, dtype=dtype, device=device) if width else None
 
     def run() -> None:
         if routing is not None:
@@ -98,9 +101,9 @@ def runner(layer: nn.Module, tokens: int, d: int, dtype: torch.dtype, batch: int
     return run
 
 
-def saved_bytes(layer: nn.Module, tokens: int, d: int, dtype: torch.dtype) -> int:
+def saved_bytes(layer: nn.Module, tokens: int, d: int, dtype: torch.dtype, device: str = "cpu") -> int:
     """Bytes of the unique non-parameter storages autograd keeps for the backward of one call."""
-    return saved_storage_bytes(layer, runner(layer, tokens, d, dtype))
+    return saved_storage_bytes(layer, runner(layer, tokens, d, dtype, device=device))
 
 
 def main() -> None:
@@ -109,6 +112,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--device", default="cpu", help="e.g. cuda (the GPU runs of issue 12: --dtype bfloat16)")
     parser.add_argument("--methods", nargs="+", default=None, help="only these rows (names as printed)")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
     parser.add_argument(
@@ -124,7 +128,7 @@ def main() -> None:
     rows = []
     for d in args.dims:
         tokens = TOKENS.get(d, 1024)
-        layers = make_layers(d, dtype)
+        layers = make_layers(d, dtype, args.device)
         if args.methods:
             layers = {k: v for k, v in layers.items() if k in {*args.methods, "frozen", "LoRA r=32"}}
         modules = dict(layers)
@@ -132,14 +136,15 @@ def main() -> None:
             for name in ("T-REX 4x8", "T-REX 4x8 factorised", "LoRA r=32"):
                 if name in layers:
                     modules[f"{name} (compiled)"] = torch.compile(layers[name])
-        fns = {name: runner(module, tokens, d, dtype) for name, module in modules.items()}
-        times = interleaved(fns, args.repeats, warmup=2)
+        fns = {name: runner(module, tokens, d, dtype, device=args.device) for name, module in modules.items()}
+        times = interleaved(fns, args.repeats, warmup=2, device=args.device)
         frozen = statistics.median(times["frozen"])
         lora32 = statistics.median(times["LoRA r=32"])
         for name, seconds in times.items():
             layer = layers[name.removesuffix(" (compiled)")]
             module = modules[name]  # compiled: what the compiled graph saves (saved_tensors_hooks see it too)
-            per_token = (saved_bytes(module, 2 * tokens, d, dtype) - saved_bytes(module, tokens, d, dtype)) / tokens
+            saved = [saved_bytes(module, n, d, dtype, args.device) for n in (tokens, 2 * tokens)]
+            per_token = (saved[1] - saved[0]) / tokens
             median = statistics.median(seconds)
             row = {
                 "d": d, "tokens": tokens, "method": name, **summary(seconds),
@@ -161,7 +166,8 @@ def main() -> None:
             "load_average_after": load_average(),
             "rows": rows,
         },
-        out=args.out,  # fmt: skip
+        out=args.out,
+        device=args.device,
     )
 
 
