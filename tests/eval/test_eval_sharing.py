@@ -159,3 +159,22 @@ def test_trex_generation_after_a_shared_passage(tokenizer, adapter_dir, fixed_ba
     expected = [greedy_reference(model, tokenizer, r.prompt, budget, intuition=bank.score([r.intuition_text]))
                 for r in requests]  # fmt: skip
     assert generate_answers(lm, requests, 2) == expected
+
+
+def test_left_truncated_instances_stay_out_of_a_shared_passage(tiny, tokenizer, monkeypatch) -> None:
+    """In a window that cuts the longest prompt (ITEMS[1], 177 tokens) from the left, it scores alone; the two
+    others still share their paragraph."""
+    passages = _record_passages(monkeypatch)
+    window, items = 170, [ITEMS[0], ITEMS[2], ITEMS[1]]
+    lm = EvalModel.wrap(tiny, tokenizer, "tiny", chat_template=False, max_length=window)
+    scores, truncated = score_continuations(lm, items, batch_size=2)
+    assert truncated == 1 and len(passages) == 1
+    for item, per_option in zip(items, scores, strict=True):
+        for continuation, score in zip(item.continuations, per_option, strict=True):
+            context_ids, continuation_ids = encode_pair(tokenizer, item.context, continuation)
+            full = (context_ids + continuation_ids)[-(window + 1) :]
+            with torch.no_grad():
+                logp = torch.log_softmax(tiny(input_ids=torch.tensor([full[:-1]])).logits[0].double(), -1)
+            n = len(continuation_ids)
+            expected = sum(float(logp[len(full) - 1 - n + i, t]) for i, t in enumerate(full[-n:]))
+            assert score.logprob == pytest.approx(expected, abs=1e-4)
