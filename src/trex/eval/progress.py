@@ -22,4 +22,5 @@ def progress(iterable: Iterable, **kwargs: Any) -> tqdm:
     stream = kwargs.get("file") or sys.stderr
     interactive = hasattr(stream, "isatty") and stream.isatty()
     kwargs.setdefault("mininterval", 0.1 if interactive else LOG_INTERVAL_S)
-    return tqdm(iterable, disable=False, **kwargs)
+    kwargs.setdefault("disable", False)  # a caller may still hide a bar that would say nothing (one step)
+    return tqdm(iterable, **kwargs)

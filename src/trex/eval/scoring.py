@@ -16,6 +16,7 @@ from trex.eval.lm import EvalModel
 from trex.eval.loglik import LoglikItem, score_continuations
 from trex.eval.metrics import choose, wilson_interval
 from trex.eval.partial import CHUNK_INSTANCES, PartialTask, ScoredSoFar
+from trex.eval.progress import progress
 from trex.eval.requests import EvalRequest, RequestSet
 
 Scoring = Literal["generate", "loglik"]
@@ -122,7 +123,10 @@ def score_task(
     so_far = partial.load() if partial is not None else ScoredSoFar()
     done = {(row["uid"], row["index"]) for row in so_far.rows}
     left = [r for r in requests if (r.uid, r.index) not in done]
-    for start in range(0, len(left), CHUNK_INSTANCES):
+    starts = range(0, len(left), CHUNK_INSTANCES)
+    chunks = progress(starts, desc=f"{request_set.task}: chunks of {CHUNK_INSTANCES}", unit="chunk", leave=False,
+                      disable=len(starts) < 2)  # fmt: skip
+    for start in chunks:
         began = time.perf_counter()
         rows, left_truncated = score_requests(lm, left[start : start + CHUNK_INSTANCES], scoring, batch_size,
                                               map_yes_no)  # fmt: skip
