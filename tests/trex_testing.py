@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+import yaml
 from transformers import LlamaConfig, LlamaForCausalLM
 
 VOCAB = 1000
@@ -34,3 +37,38 @@ def randomize_adapter(model: torch.nn.Module, seed: int = 1) -> None:
         for name, param in model.named_parameters():
             if any(prefix in name for prefix in ADAPTER_MARKERS):
                 param.copy_(torch.randn(param.shape, generator=generator, dtype=param.dtype) * 0.1)
+
+
+TINY_COMPARISON = {
+    "recipe": {
+        "model": {"name_or_path": "tiny-random-llama"},
+        "data": {"tasks": ["copa", "boolq"], "max_per_task": 8, "max_length": 256, "format": "cloze"},
+        "intuition": {"seed": 0},
+        "training": {
+            "learning_rate": 1.0e-3,
+            "max_steps": 2,
+            "global_batch_size": 4,
+            "per_device_batch_size": 4,
+            "warmup_steps": 0,
+            "logging_steps": 1,
+            "save_steps": 1,
+            "save_total_limit": 2,
+            "routing_probe_size": 2,
+            "routing_probe_steps": 1,
+        },  # fmt: skip
+    },
+    "evaluation": {"tasks": ["copa", "boolq"], "limit": 4, "scoring": "loglik", "format": "cloze", "batch_size": 8},
+    "methods": {
+        "lora": {"seeds": [0, 1], "adapter": {"method": "lora", "r": 4, "alpha": 8}},
+        "trex": {"seeds": [0, 1], "adapter": {"method": "trex", "r_a": 2, "r_b": 4}},
+    },
+}
+
+
+def write_comparison_config(folder: Path, output_dir: Path) -> Path:
+    """A two-method, two-seed comparison of tiny models (a few instances), written as YAML into `folder`."""
+    data = {**TINY_COMPARISON, "output_dir": str(output_dir)}
+    data["recipe"] = {**TINY_COMPARISON["recipe"], "intuition": {"seed": 0, "cache_dir": str(folder / "cache")}}
+    path = folder / "compare.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path

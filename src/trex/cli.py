@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -106,6 +107,13 @@ def compare(
     figures: Annotated[
         bool, typer.Option("--figures", help="With --report: draw each method's seed figures (trex analyze) first.")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Units worked on at once: one process each, the cores split between them (logs of the "
+            "extra ones in <output_dir>/workers/)."
+        ),
+    ] = 1,
 ) -> None:
     """Train and evaluate every method and seed of a comparison; re-run to continue where the last sitting stopped."""
     from trex.compare import load_compare_config, run_comparison, status_rows
@@ -133,11 +141,22 @@ def compare(
         eta = "unknown until a step of each kind has finished" if projected is None else f"{projected / 3600:.1f} h"
         console.print(f"{len(rows) - left} of {len(rows)} steps done; projected time for the rest: {eta}")
         return
+    check_range("--workers", workers, 1)
+    from trex.compare.workers import start_workers, wait_for
+
+    extra = start_workers(config, overrides or [], only, workers, parsed.output_dir / "workers") if workers > 1 else []
     try:
         done = run_comparison(parsed, only)
-    except RuntimeError as err:  # another sitting holds a step's lock
+    except RuntimeError as err:  # a step failed
         raise UserError(str(err)) from err
-    console.print(f"{len(done)} steps done in this sitting; `trex compare {config} --status` shows the rest")
+    finally:
+        if extra and sys.exc_info()[0] is not None:
+            console.print(f"the other workers (pids {', '.join(str(c.pid) for c in extra)}) go on; logs in "
+                          f"{parsed.output_dir / 'workers'}")  # fmt: skip
+    codes = wait_for(extra)
+    console.print(f"{len(done)} steps done in this process; `trex compare {config} --status` shows the rest")
+    if any(codes):
+        raise UserError(f"a worker failed (exit codes {codes}); see {parsed.output_dir / 'workers'}")
 
 
 @app.command()

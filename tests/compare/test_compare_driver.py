@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from trex_testing import write_comparison_config
 
 from trex.compare import driver
 
@@ -56,3 +57,28 @@ def test_a_step_taken_between_look_and_lock_is_skipped(tmp_path, other_worker, m
     done = driver.run_comparison(config)
     assert ran == ["trex/seed-0/train"] and done == steps[1:]
     assert json.loads(steps[0].marker(config, driver.RUNNING).read_text())["pid"] == other_worker
+
+
+def test_two_workers_do_every_step_once(tmp_path, monkeypatch) -> None:
+    """`trex compare --workers 2`: a second process shares the tiny comparison; no step is done twice."""
+    import torch
+    from typer.testing import CliRunner
+
+    from trex.cli import app
+    from trex.compare import load_compare_config, status_rows
+
+    threads = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    config_path = write_comparison_config(tmp_path, tmp_path / "out")
+    try:
+        result = CliRunner().invoke(app, ["compare", str(config_path), "--workers", "2"])
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
+    config = load_compare_config(config_path)
+    rows, _ = status_rows(config)
+    assert [state for _, state, _ in rows] == ["done"] * len(rows)
+    for label, _, _ in rows:
+        folder = "base/eval" if label == "base" else label
+        assert json.loads((config.output_dir / folder / "done.json").read_text())["sittings"] == 1, label
+    assert (config.output_dir / "workers" / "worker-2.log").is_file()

@@ -7,11 +7,10 @@ import json
 import re
 import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
+from trex_testing import write_comparison_config
 from typer.testing import CliRunner
 
 from trex.cli import app
@@ -19,45 +18,12 @@ from trex.compare import driver, load_compare_config, run_comparison, status_row
 from trex.compare.analyze import analyze
 from trex.compare.report import build_report
 
-TINY = {
-    "recipe": {
-        "model": {"name_or_path": "tiny-random-llama"},
-        "data": {"tasks": ["copa", "boolq"], "max_per_task": 8, "max_length": 256, "format": "cloze"},
-        "intuition": {"seed": 0},
-        "training": {
-            "learning_rate": 1.0e-3,
-            "max_steps": 2,
-            "global_batch_size": 4,
-            "per_device_batch_size": 4,
-            "warmup_steps": 0,
-            "logging_steps": 1,
-            "save_steps": 1,
-            "save_total_limit": 2,
-            "routing_probe_size": 2,
-            "routing_probe_steps": 1,
-        },  # fmt: skip
-    },
-    "evaluation": {"tasks": ["copa", "boolq"], "limit": 4, "scoring": "loglik", "format": "cloze", "batch_size": 8},
-    "methods": {
-        "lora": {"seeds": [0, 1], "adapter": {"method": "lora", "r": 4, "alpha": 8}},
-        "trex": {"seeds": [0, 1], "adapter": {"method": "trex", "r_a": 2, "r_b": 4}},
-    },
-}
-
-
-def write_config(folder: Path, output_dir: Path) -> Path:
-    data = {**TINY, "output_dir": str(output_dir)}
-    data["recipe"] = {**TINY["recipe"], "intuition": {"seed": 0, "cache_dir": str(folder / "cache")}}
-    path = folder / "compare.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
 
 @pytest.fixture(scope="module")
 def comparison(tmp_path_factory):
     """Sitting 1 is killed while training trex/seed-0 (after lora/seed-0 finished); sitting 2 completes the rest."""
     root = tmp_path_factory.mktemp("compare")
-    config_path = write_config(root, root / "out")
+    config_path = write_comparison_config(root, root / "out")
     config = load_compare_config(config_path)
     real_train, trained = driver._train, []
 

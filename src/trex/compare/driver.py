@@ -7,7 +7,7 @@ a unit, so ``--status`` can say what runs now and two sittings never work on the
 (and ``sittings.json``) beside its folder as ``train.running.json``, since the run folder must hold only the run.
 
 Units run in an interleaved order (seed 0 of every method, then seed 1, ...), so a comparison cut short still has
-every method. Several workers (``trex compare CONFIG`` started again in another shell, e.g. one per core) share a
+every method. Several workers (``--workers N``, or ``trex compare CONFIG`` started again in another shell) share a
 comparison: each takes the next step no live process holds, and an evaluation waits for its unit's training.
 """
 
