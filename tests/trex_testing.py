@@ -72,3 +72,30 @@ def write_comparison_config(folder: Path, output_dir: Path) -> Path:
     path = folder / "compare.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def loglik_reference(model, tokenizer, context: str, continuation: str, **extra) -> float:
+    """Sum of log p(token) over the continuation tokens, from one unpadded forward of the whole sequence."""
+    from trex.eval import encode_pair
+
+    context_ids, continuation_ids = encode_pair(tokenizer, context, continuation)
+    ids = torch.tensor([context_ids + continuation_ids])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=ids, **extra).logits[0].double(), dim=-1)
+    start = len(context_ids)
+    return sum(float(logp[start - 1 + i, tok]) for i, tok in enumerate(continuation_ids))
+
+
+def greedy_reference(model, tokenizer, prompt: str, steps: int, **extra) -> str:
+    """Greedy decoding of one prompt by repeated full forwards (no padding, no cache)."""
+    from trex.eval.loglik import encode_text
+
+    ids = encode_text(tokenizer, prompt)
+    new = []
+    for _ in range(steps):
+        with torch.no_grad():
+            token = int(model(input_ids=torch.tensor([ids + new]), **extra).logits[0, -1].argmax())
+        if token == tokenizer.eos_token_id:
+            break
+        new.append(token)
+    return tokenizer.decode(new, skip_special_tokens=True)

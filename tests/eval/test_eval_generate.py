@@ -5,12 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-import torch
-from trex_testing import tiny_llama
+from trex_testing import greedy_reference, tiny_llama
 
 from trex.eval import EvalModel, EvalRequest
 from trex.eval.generate import _cut, generate_batch, generation_budget, predict, read_letter
-from trex.eval.loglik import encode_text
 from trex.model import TRexModel
 
 PROMPTS = [
@@ -18,19 +16,6 @@ PROMPTS = [
     "Q?\nAnswer:",
     "A much longer prompt, with more words\nAnswer:",
 ]
-
-
-def greedy_reference(model, tokenizer, prompt: str, steps: int, **extra) -> str:
-    """Greedy decoding of one prompt by repeated full forwards (no padding, no cache)."""
-    ids = encode_text(tokenizer, prompt)
-    new = []
-    for _ in range(steps):
-        with torch.no_grad():
-            token = int(model(input_ids=torch.tensor([ids + new]), **extra).logits[0, -1].argmax())
-        if token == tokenizer.eos_token_id:
-            break
-        new.append(token)
-    return tokenizer.decode(new, skip_special_tokens=True)
 
 
 def test_batched_generation_matches_unbatched_reference(tiny, tokenizer) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from trex_testing import tiny_llama
+from trex_testing import loglik_reference, tiny_llama
 
 from trex.eval import EvalModel, LoglikItem, encode_pair, score_continuations
 from trex.model import TRexModel
@@ -15,16 +15,6 @@ ITEMS = [
     LoglikItem("Short\nAnswer:", [" the end", " A"], "third"),
     LoglikItem("", [" hello there"], "empty context"),
 ]
-
-
-def reference(model, tokenizer, context: str, continuation: str, **extra) -> float:
-    """Sum of log p(token) over the continuation tokens, from one unpadded forward of the whole sequence."""
-    context_ids, continuation_ids = encode_pair(tokenizer, context, continuation)
-    ids = torch.tensor([context_ids + continuation_ids])
-    with torch.no_grad():
-        logp = torch.log_softmax(model(input_ids=ids, **extra).logits[0].double(), dim=-1)
-    start = len(context_ids)
-    return sum(float(logp[start - 1 + i, tok]) for i, tok in enumerate(continuation_ids))
 
 
 def test_encode_pair_follows_lm_eval(tokenizer) -> None:
@@ -47,7 +37,9 @@ def test_loglik_matches_full_forward(tiny, tokenizer, share_prefix: bool, batch_
     for item, per_option in zip(ITEMS, scores, strict=True):
         assert len(per_option) == len(item.continuations)
         for continuation, score in zip(item.continuations, per_option, strict=True):
-            assert score.logprob == pytest.approx(reference(tiny, tokenizer, item.context, continuation), abs=1e-4)
+            assert score.logprob == pytest.approx(
+                loglik_reference(tiny, tokenizer, item.context, continuation), abs=1e-4
+            )
 
 
 def test_greedy_flag(tiny, tokenizer) -> None:
@@ -96,11 +88,11 @@ def test_trex_intuition_per_instance(tokenizer, adapter_dir, fixed_bank) -> None
     for item, per_option in zip(ITEMS[:3], scores, strict=True):
         intuition = fixed_bank(model.trex_config.intuition_width).score([item.intuition_text])
         for continuation, score in zip(item.continuations, per_option, strict=True):
-            expected = reference(model, tokenizer, item.context, continuation, intuition=intuition)
+            expected = loglik_reference(model, tokenizer, item.context, continuation, intuition=intuition)
             assert score.logprob == pytest.approx(expected, abs=1e-4)
     # intuition matters: another instance's intuition gives other numbers
     other = fixed_bank(model.trex_config.intuition_width).score(["something else entirely"])
-    assert reference(model, tokenizer, ITEMS[0].context, " A", intuition=other) != pytest.approx(
+    assert loglik_reference(model, tokenizer, ITEMS[0].context, " A", intuition=other) != pytest.approx(
         scores[0][0].logprob, abs=1e-4
     )
 
@@ -139,4 +131,6 @@ def test_loglik_with_length_groups_matches_full_forward(tiny, tokenizer, monkeyp
     assert len(batches) == 3  # at no cost per pass, prompts of three lengths run as three batches at any size
     for item, per_option in zip(items, scores, strict=True):
         for continuation, score in zip(item.continuations, per_option, strict=True):
-            assert score.logprob == pytest.approx(reference(tiny, tokenizer, item.context, continuation), abs=1e-5)
+            assert score.logprob == pytest.approx(
+                loglik_reference(tiny, tokenizer, item.context, continuation), abs=1e-5
+            )

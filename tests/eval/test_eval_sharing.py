@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from trex_testing import tiny_llama
+from trex_testing import greedy_reference, loglik_reference, tiny_llama
 
 from trex.eval import EvalModel, EvalRequest, LoglikItem, encode_pair, score_continuations
 from trex.eval.generate import generate_answers, generation_budget
-from trex.eval.loglik import encode_text
 from trex.eval.sharing import prior_inputs, shared_start, sharing_groups
 from trex.model import TRexModel
 
@@ -25,15 +24,6 @@ ITEMS = [
     LoglikItem(OTHER + "Question: What did he light?\nAnswer:", [" ovens", " lamps"], "q5"),
     LoglikItem("Short prompt\nAnswer:", [" yes", " no"], "q6"),
 ]
-
-
-def reference(model, tokenizer, context: str, continuation: str, **extra) -> float:
-    """Sum of log p(token) over the continuation tokens, from one unpadded forward of the whole sequence."""
-    context_ids, continuation_ids = encode_pair(tokenizer, context, continuation)
-    with torch.no_grad():
-        logits = model(input_ids=torch.tensor([context_ids + continuation_ids]), **extra).logits[0]
-    logp = torch.log_softmax(logits.double(), dim=-1)
-    return sum(float(logp[len(context_ids) - 1 + i, t]) for i, t in enumerate(continuation_ids))
 
 
 def test_shared_start() -> None:
@@ -89,7 +79,9 @@ def test_shared_passages_score_as_full_forwards(tiny, tokenizer, monkeypatch, ba
     assert len(passages) == 2 and min(passages) >= 64  # each paragraph ran once
     for item, per_option in zip(ITEMS, scores, strict=True):
         for continuation, score in zip(item.continuations, per_option, strict=True):
-            assert score.logprob == pytest.approx(reference(tiny, tokenizer, item.context, continuation), abs=1e-4)
+            assert score.logprob == pytest.approx(
+                loglik_reference(tiny, tokenizer, item.context, continuation), abs=1e-4
+            )
     unshared, _ = score_continuations(lm, ITEMS, batch_size=batch_size, share_prefix=False)
     assert [[s.greedy for s in row] for row in scores] == [[s.greedy for s in row] for row in unshared]
 
@@ -110,20 +102,8 @@ def test_trex_shares_a_passage_only_under_equal_intuition(
     for item, per_option in zip(items, scores, strict=True):
         intuition = bank.score([item.intuition_text])
         for continuation, score in zip(item.continuations, per_option, strict=True):
-            expected = reference(model, tokenizer, item.context, continuation, intuition=intuition)
+            expected = loglik_reference(model, tokenizer, item.context, continuation, intuition=intuition)
             assert score.logprob == pytest.approx(expected, abs=1e-4)
-
-
-def greedy_reference(model, tokenizer, prompt: str, steps: int, **extra) -> str:
-    """Greedy decoding by repeated full forwards of the whole prompt (no padding, no cache, nothing shared)."""
-    ids, new = encode_text(tokenizer, prompt), []
-    for _ in range(steps):
-        with torch.no_grad():
-            token = int(model(input_ids=torch.tensor([ids + new]), **extra).logits[0, -1].argmax())
-        if token == tokenizer.eos_token_id:
-            break
-        new.append(token)
-    return tokenizer.decode(new, skip_special_tokens=True)
 
 
 def _requests(texts: list[str]) -> list[EvalRequest]:
