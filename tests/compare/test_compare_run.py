@@ -169,22 +169,56 @@ def test_convergence_comes_from_the_training_log_when_checkpoints_are_gone(compa
     assert "![router convergence](compare-figures/convergence.png)" in section
 
 
-def test_a_running_step_records_its_wall_time_before_it_ends(comparison, tmp_path, monkeypatch):
+def _busy(cpu_seconds: float) -> None:
+    """Spend this much of the process's CPU time (not sleep; however loaded the machine is)."""
+    end = time.process_time() + cpu_seconds
+    while time.process_time() < end:
+        sum(range(1000))
+
+
+def test_a_running_step_records_its_wall_and_cpu_time_before_it_ends(comparison, tmp_path, monkeypatch):
     """A sitting killed by SIGKILL (or the machine going away) runs no handler: the heartbeat has written its time."""
     config = dataclasses.replace(comparison["config"], output_dir=tmp_path / "out")
     step = driver.Step("lora", 0, "train")
     sittings = step.marker(config, driver.SITTINGS)
     sittings.parent.mkdir(parents=True)
-    sittings.write_text(json.dumps({"wall_s": 100.0, "sittings": 1}))  # an earlier sitting's share
+    sittings.write_text(json.dumps({"wall_s": 100.0, "cpu_s": 50.0, "sittings": 1}))  # an earlier sitting's share
     monkeypatch.setattr(driver, "HEARTBEAT_S", 0.05)
     seen = []
 
-    def slow_train(step, cfg):
-        time.sleep(0.4)
+    def busy_train(step, cfg):
+        _busy(0.4)
         seen.append(json.loads(sittings.read_text()))  # what a kill at this moment would leave
+        time.sleep(0.2)  # waiting costs wall time, not CPU
         return {"steps": 1}
 
-    monkeypatch.setattr(driver, "_train", slow_train)
+    monkeypatch.setattr(driver, "_train", busy_train)
     record = driver.run_step(step, config)
     assert seen[0]["sittings"] == 2 and 100.2 < seen[0]["wall_s"] < record["wall_s"]
-    assert record["sittings"] == 2 and record["wall_s"] >= 100.4
+    assert 50.3 < seen[0]["cpu_s"] < record["cpu_s"]  # the heartbeat's last write is at most 0.05 s old
+    assert record["sittings"] == 2 and record["wall_s"] >= 100.6
+    assert 50.35 < record["cpu_s"] < 50.0 + (record["wall_s"] - 100.0) - 0.15
+
+
+def test_cpu_time_is_unknown_when_an_earlier_sitting_did_not_record_it(comparison, tmp_path, monkeypatch):
+    config = dataclasses.replace(comparison["config"], output_dir=tmp_path / "out")
+    step = driver.Step("lora", 0, "train")
+    sittings = step.marker(config, driver.SITTINGS)
+    sittings.parent.mkdir(parents=True)
+    sittings.write_text(json.dumps({"wall_s": 100.0, "sittings": 1}))  # written before CPU time was recorded
+    monkeypatch.setattr(driver, "_train", lambda step, cfg: {"steps": 1})
+    record = driver.run_step(step, config)
+    assert record["cpu_s"] is None and record["wall_s"] >= 100.0
+    report = build_report(config, comparison["config_path"], tmp_path / "results.md")
+    assert re.search(r"\| lora/seed-0/train \| [\d.]+ \| – \| 2 \|", report)
+
+
+def test_report_totals_the_cpu_time_the_steps_recorded(comparison, tmp_path):
+    config = comparison["config"]
+    report = build_report(config, comparison["config_path"], tmp_path / "results.md")
+    records = [json.loads(path.read_text()) for path in config.output_dir.rglob("done.json")]
+    assert records and all(r["cpu_s"] is not None for r in records)
+    expected = sum(r["cpu_s"] for r in records) / 3600
+    found = re.search(r"of the (\d+) of (\d+) finished steps that recorded it: ([\d.]+) h", report)
+    assert found and found.group(1) == found.group(2) == str(len(records))
+    assert float(found.group(3)) == pytest.approx(expected, abs=0.006)

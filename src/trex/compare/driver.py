@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 DONE = "done.json"
 RUNNING = "running.json"
 SITTINGS = "sittings.json"
-"""Wall time spent by the sittings of a step so far (written every ``HEARTBEAT_S``: a kill -9 loses at most that)."""
+"""Wall and CPU time spent by the sittings of a step so far (written every ``HEARTBEAT_S``: a kill -9 loses at most
+that)."""
 
 
 @dataclass(frozen=True)
@@ -162,17 +163,40 @@ def _every(seconds: float, stop: threading.Event, action: Callable[[], None]) ->
         action()
 
 
+class _TimeSpent:
+    """A step's wall and CPU seconds: the earlier sittings' (from ``sittings.json``) plus this one's so far.
+
+    CPU seconds are this process's (``time.process_time``, every thread), so the comparison can report the CPU its
+    steps cost apart from the wall time that pauses and neighbouring jobs add. A step whose earlier sittings
+    predate CPU accounting has ``cpu_s`` None: a partial sum would read as the whole.
+    """
+
+    def __init__(self, earlier: dict | None) -> None:
+        earlier = earlier or {"wall_s": 0.0, "cpu_s": 0.0, "sittings": 0}
+        self.wall_before = float(earlier["wall_s"])
+        self.cpu_before = earlier.get("cpu_s", 0.0 if earlier["sittings"] == 0 else None)
+        self.sittings_before = int(earlier["sittings"])
+        self.wall_start = time.perf_counter()
+        self.cpu_start = time.process_time()
+
+    def so_far(self) -> dict:
+        cpu = None if self.cpu_before is None else self.cpu_before + time.process_time() - self.cpu_start
+        return {
+            "wall_s": self.wall_before + time.perf_counter() - self.wall_start,
+            "cpu_s": cpu,
+            "sittings": self.sittings_before + 1,
+        }
+
+
 def run_step(step: Step, config: CompareConfig) -> dict:
     """Do one step (resuming what an interrupted sitting left) and write its ``done.json``."""
     folder = step.folder(config)
-    started = time.perf_counter()
     sittings = step.marker(config, SITTINGS)
     with StepLock(step.marker(config, RUNNING)):
-        earlier = read_json(sittings) or {"wall_s": 0.0, "sittings": 0}
+        spent = _TimeSpent(read_json(sittings))
 
         def record_sitting() -> None:
-            spent = {"wall_s": earlier["wall_s"] + time.perf_counter() - started, "sittings": earlier["sittings"] + 1}
-            write_text_atomic(sittings, json.dumps(spent) + "\n")
+            write_text_atomic(sittings, json.dumps(spent.so_far()) + "\n")
 
         stop = threading.Event()
         heartbeat = threading.Thread(target=_every, args=(HEARTBEAT_S, stop, record_sitting), daemon=True)
@@ -188,8 +212,7 @@ def run_step(step: Step, config: CompareConfig) -> dict:
             raise
         record = {
             **record,
-            "wall_s": earlier["wall_s"] + time.perf_counter() - started,
-            "sittings": earlier["sittings"] + 1,
+            **spent.so_far(),
             "host": socket.gethostname(),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         }

@@ -267,19 +267,33 @@ def reproduction_section(files: ComparisonFiles, config_path: Path) -> list[str]
         )
     else:
         lines.append(f"Versions and machine: no finished evaluation yet (report written on {platform.node()}).")
-    lines += ["", "| Step | wall (min) | sittings | host | finished |", "|---|---:|---:|---|---|"]
-    total = 0.0
+    lines += [
+        "",
+        "| Step | wall (min) | CPU (min) | sittings | host | finished |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    wall_total, cpu_total, cpu_wall, counted, finished = 0.0, 0.0, 0.0, 0, 0
     for step in steps(config):
         record = files.done(step.folder(config))
         if record is None:
-            lines.append(f"| {step.label} | not done | | | |")
+            lines.append(f"| {step.label} | not done | | | | |")
             continue
-        total += float(record.get("wall_s", 0.0))
+        wall, cpu = float(record.get("wall_s", 0.0)), record.get("cpu_s")
+        finished += 1
+        wall_total += wall
+        if cpu is not None:
+            cpu_total, cpu_wall, counted = cpu_total + float(cpu), cpu_wall + wall, counted + 1
         lines.append(
-            f"| {step.label} | {float(record.get('wall_s', 0.0)) / 60:.1f} | {record.get('sittings', '?')} | "
-            f"{record.get('host', '?')} | {record.get('finished', '?')} |"
+            f"| {step.label} | {wall / 60:.1f} | {'–' if cpu is None else f'{float(cpu) / 60:.1f}'} | "
+            f"{record.get('sittings', '?')} | {record.get('host', '?')} | {record.get('finished', '?')} |"
         )
-    lines.append(f"\nTotal wall time of the finished steps: {total / 3600:.2f} h.")
+    lines.append(f"\nTotal wall time of the finished steps: {wall_total / 3600:.2f} h.")
+    if counted:
+        lines.append(
+            f"CPU time (the process's own, all threads) of the {counted} of {finished} finished steps that recorded "
+            f"it: {cpu_total / 3600:.2f} h, against {cpu_wall / 3600:.2f} h of wall time; steps showing – ran "
+            "(at least partly) before the driver recorded CPU time."
+        )
     return lines
 
 
