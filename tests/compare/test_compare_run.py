@@ -122,6 +122,11 @@ def test_report_numbers_equal_an_independent_computation(comparison, tmp_path):
     diff = dict(zip(_row(report, "Method", "### Paired"), _row(report, "trex", "### Paired"), strict=True))
     expected = 100 * (np.mean(list(means["trex"].values())) - np.mean(list(means["lora"].values())))
     assert float(diff["AVG diff [95%]"].split()[0]) == pytest.approx(expected, abs=0.051)
+    reading = report[report.index("### Reading it") : report.index("## 2. Ablation")]
+    assert f"`trex` (the paper's T-REX) minus LoRA-32: {diff['AVG diff [95%]']} points on the acc_norm" in reading
+    assert "+0.92 / +1.29 / +1.78" in reading  # the paper's T-REX minus LoRA-32 (v2 Table 1)
+    assert "2 optimizer steps of 4 instances (8 instances seen)" in reading  # the tiny config's budget
+    assert "at most 8 instances of each of the 2 training tasks" in reading
     assert "Steps not done: 0." in report
     for section in ("## 2. Ablation", "## 3. Efficiency", "## 4. Figures", "## 5. Reproduction"):
         assert section in report

@@ -18,15 +18,20 @@ from trex.train.recipe import DataSection
 logger = logging.getLogger(__name__)
 
 
-def load_training_tasks(data: DataSection) -> dict[str, list[TaskInstance]]:
-    """Task name -> training instances: registry names, ``suite`` (every training task), or JSONL paths."""
+def training_task_names(data: DataSection) -> list[str]:
+    """The recipe's training tasks with ``suite`` expanded (registry names or JSONL paths, each once)."""
     names: list[str] = []
     for entry in data.tasks:
         names += list_tasks("train") if entry == "suite" else [entry]
     if not names:
         raise ValueError("data.tasks is empty: name at least one task, 'suite', or a JSONL file")
+    return list(dict.fromkeys(names))
+
+
+def load_training_tasks(data: DataSection) -> dict[str, list[TaskInstance]]:
+    """Task name -> training instances: registry names, ``suite`` (every training task), or JSONL paths."""
     tasks: dict[str, list[TaskInstance]] = {}
-    for name in dict.fromkeys(names):
+    for name in training_task_names(data):
         if name.endswith(".jsonl") or Path(name).is_file():
             instances = load_jsonl_task(name)
             tasks[instances[0].task] = instances
