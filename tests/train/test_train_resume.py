@@ -1,10 +1,12 @@
-"""A run killed after a checkpoint and resumed ends with the same adapter as an uninterrupted run.
+"""A run killed after a checkpoint and resumed ends with the same adapter and the same metrics log as an
+uninterrupted run.
 
 Resuming deletes the half-written checkpoint trex left, never a checkpoint folder of another program.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -81,6 +83,10 @@ def test_killed_and_resumed_run_matches_uninterrupted(tmp_path):
     assert (foreign / "model.bin").read_bytes() == b"\x00their weights"
     assert (half_written / ADAPTER_WEIGHTS_NAME).read_bytes() == b"partial"  # nothing deleted before refusing
     foreign.rename(tmp_path / "moved-away")
+    metrics = interrupted / "metrics.jsonl"
+    logged = [json.loads(line) for line in metrics.read_text().splitlines()]
+    with metrics.open("a") as handle:  # a kill after logging step 5, before checkpoint-6: step 5 is trained again
+        handle.write(json.dumps({**logged[-1], "step": 5, "loss": 99.0}) + "\n")
 
     assert train(interrupted, cache, resume=True).returncode == 0
     assert (interrupted / "checkpoint-6" / "COMPLETE").is_file()
@@ -88,5 +94,9 @@ def test_killed_and_resumed_run_matches_uninterrupted(tmp_path):
     assert resumed.keys() == expected.keys()
     for key, value in expected.items():
         torch.testing.assert_close(resumed[key], value, rtol=0, atol=0, msg=key)
+    straight_log = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    resumed_log = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [r["step"] for r in resumed_log] == [r["step"] for r in straight_log]
+    assert [r["loss"] for r in resumed_log] == [r["loss"] for r in straight_log]
     changed = [k for k, v in expected.items() if k.endswith("trex_B") and v.abs().sum() > 0]
     assert changed, "training must have moved B away from zero, or the comparison proves nothing"

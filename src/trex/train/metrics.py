@@ -18,11 +18,17 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
+from trex.io import write_text_atomic
 from trex.methods.base import AdapterModel
 
 
 class MetricsLogger(TrainerCallback):
-    """Appends one JSON line per logging step to ``metrics.jsonl`` (written by the main process only)."""
+    """Appends one JSON line per logging step to ``metrics.jsonl`` (written by the main process only).
+
+    A run that starts again from a checkpoint (or from nothing, when its checkpoints were lost) first drops the
+    lines logged after the step it restarts from: they describe training that is about to be redone, and kept
+    they would draw the loss curve twice over those steps.
+    """
 
     def __init__(self, path: Path, probe_batch: dict[str, torch.Tensor] | None, probe_every: int = 10) -> None:
         self.path = path
@@ -32,6 +38,8 @@ class MetricsLogger(TrainerCallback):
         self._previous_routing: dict[str, torch.Tensor] = {}  # the last probe's routing, per module
 
     def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            drop_records_after(self.path, state.global_step)
         self._last = (time.perf_counter(), state.num_input_tokens_seen, time.process_time(), state.global_step)
 
     def on_log(self, args, state, control, logs=None, model=None, **kwargs):
@@ -77,6 +85,16 @@ class MetricsLogger(TrainerCallback):
                 stats[name]["change"] = relative_change(before, now)
         self._previous_routing = routing
         return stats
+
+
+def drop_records_after(path: Path, step: int) -> None:
+    """Keep only ``path``'s records of steps up to ``step`` (rewritten atomically; nothing to do without one)."""
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    if len(kept) < len(lines):
+        write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
 def relative_change(before: torch.Tensor, after: torch.Tensor) -> float:
