@@ -241,3 +241,24 @@ def test_report_totals_the_cpu_time_the_steps_recorded(comparison, tmp_path):
     found = re.search(r"of the (\d+) of (\d+) finished steps that recorded it: ([\d.]+) h", report)
     assert found and found.group(1) == found.group(2) == str(len(records))
     assert float(found.group(3)) == pytest.approx(expected, abs=0.006)
+
+
+def test_a_unit_whose_adapter_was_lost_is_trained_again_and_its_partial_evaluation_dropped(comparison, tmp_path):
+    """A new checkout has a finished training's small files but not its weights: the evaluation it had begun scored
+    an adapter that no longer exists, so it must not be finished with the retrained one."""
+    config = dataclasses.replace(comparison["config"], output_dir=tmp_path / "out")
+    shutil.copytree(comparison["config"].output_dir / "lora", config.output_dir / "lora")
+    unit = config.output_dir / "lora" / "seed-1"
+    for weights in [unit / "train" / "adapter", *(unit / "train").glob("checkpoint-*")]:
+        shutil.rmtree(weights)  # ignored by git: a new checkout has none of them
+    (unit / "eval" / "done.json").unlink()  # the evaluation was cut off with its partial results on disk
+    train, evaluate = driver.Step("lora", 1, "train"), driver.Step("lora", 1, "eval")
+    assert driver.state(train, config) == "left"
+    logged_before = (unit / "train" / "metrics.jsonl").read_text()
+
+    driver.run_step(train, config)
+    assert (unit / "train" / "adapter" / "adapter_model.safetensors").is_file()
+    assert not (unit / "eval").exists()
+    steps = [json.loads(line)["step"] for line in (unit / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [json.loads(line)["step"] for line in logged_before.splitlines()]  # logged once, not twice
+    assert driver.state(evaluate, config) == "left"

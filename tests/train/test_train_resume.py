@@ -13,6 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 
 from trex.config import ADAPTER_WEIGHTS_NAME
@@ -61,10 +62,17 @@ def train(
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_killed_and_resumed_run_matches_uninterrupted(tmp_path):
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory) -> Path:
+    """An uninterrupted run: the reference every resumed run must match exactly."""
+    root = tmp_path_factory.mktemp("straight")
+    assert train(root / "run", root / "cache").returncode == 0
+    return root / "run"
+
+
+def test_killed_and_resumed_run_matches_uninterrupted(straight, tmp_path):
     cache = tmp_path / "cache"
-    assert train(tmp_path / "straight", cache).returncode == 0
-    expected = load_tensors(tmp_path / "straight" / "adapter" / ADAPTER_WEIGHTS_NAME)
+    expected = load_tensors(straight / "adapter" / ADAPTER_WEIGHTS_NAME)
 
     interrupted = tmp_path / "interrupted"
     assert train(interrupted, cache, kill_after=4).returncode == -9
@@ -94,9 +102,24 @@ def test_killed_and_resumed_run_matches_uninterrupted(tmp_path):
     assert resumed.keys() == expected.keys()
     for key, value in expected.items():
         torch.testing.assert_close(resumed[key], value, rtol=0, atol=0, msg=key)
-    straight_log = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    straight_log = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines()]
     resumed_log = [json.loads(line) for line in metrics.read_text().splitlines()]
     assert [r["step"] for r in resumed_log] == [r["step"] for r in straight_log]
     assert [r["loss"] for r in resumed_log] == [r["loss"] for r in straight_log]
     changed = [k for k, v in expected.items() if k.endswith("trex_B") and v.abs().sum() > 0]
     assert changed, "training must have moved B away from zero, or the comparison proves nothing"
+
+
+def test_a_run_killed_after_its_last_checkpoint_takes_no_step_past_max_steps(straight, tmp_path):
+    """Killed between the final checkpoint and saving the adapter: resuming saves the checkpoint's weights (the
+    Trainer alone would train one step more than max_steps)."""
+    run = tmp_path / "run"
+    assert train(run, tmp_path / "cache", kill_after=6).returncode == -9
+    assert (run / "checkpoint-6" / "COMPLETE").is_file() and not (run / "adapter").exists()
+    assert train(run, tmp_path / "cache", resume=True).returncode == 0
+    expected = load_tensors(straight / "adapter" / ADAPTER_WEIGHTS_NAME)
+    resumed = load_tensors(run / "adapter" / ADAPTER_WEIGHTS_NAME)
+    for key, value in expected.items():
+        torch.testing.assert_close(resumed[key], value, rtol=0, atol=0, msg=key)
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [json.loads(line)["step"] for line in (straight / "metrics.jsonl").read_text().splitlines()]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import threading
 import time
@@ -229,6 +230,10 @@ def _train(step: Step, config: CompareConfig) -> dict:
     if (adapter / TRAINING_RECORD).is_file():  # a sitting killed after the adapter was saved, before done.json
         logged = [json.loads(line) for line in (Path(recipe.output_dir) / "metrics.jsonl").read_text().splitlines()]
         return {"steps": max(r["step"] for r in logged), "train_loss": None, "adapter": str(adapter)}
+    evaluation = step.folder(config).parent / "eval"
+    if evaluation.is_dir():  # scored with an adapter that is gone (a new checkout lost it): never mixed with the new
+        logger.warning("compare: %s is trained again; removing the partial evaluation %s", step.label, evaluation)
+        shutil.rmtree(evaluation)
     result = run_training(recipe, resume=Path(recipe.output_dir).exists())
     return {"steps": result.steps, "train_loss": result.train_loss, "adapter": str(result.adapter_dir)}
 

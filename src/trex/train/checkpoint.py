@@ -148,6 +148,14 @@ def _is_complete(path: Path) -> bool:
     return not path.is_symlink() and (path / COMPLETE_MARKER).is_file()
 
 
+def checkpoint_step(path: Path) -> int:
+    """The optimizer step a ``checkpoint-N`` folder was written at."""
+    match = _CHECKPOINT.match(path.name)
+    if match is None:
+        raise ValueError(f"{path} is not a checkpoint-N folder")
+    return int(match.group(1))
+
+
 def complete_checkpoints(run_dir: Path) -> list[Path]:
     """Complete checkpoints of a run, oldest first."""
     return [path for _, path in _checkpoint_folders(run_dir) if _is_complete(path)]

@@ -41,9 +41,10 @@ TRAINING_RECORD = "trex_training.json"
 RECIPE_FILE = "recipe.yaml"
 MAY_CHANGE_ON_RESUME = {
     "training.logging_steps", "training.save_steps", "training.save_total_limit", "training.routing_probe_steps",
-    "intuition.cache_dir", "data.data_root",
+    "intuition.cache_dir", "data.data_root", "output_dir",
 }  # fmt: skip
-"""Recipe keys a resumed run may change: they decide what is logged, kept or where files are, never what is learnt."""
+"""Recipe keys a resumed run may change: they decide what is logged, kept or where files are, never what is learnt
+(``output_dir`` too: a run folder moved or checked out elsewhere is still the same run)."""
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 BANK_DIR = "intuition_bank"
 
@@ -280,11 +281,19 @@ def run_training(recipe: Recipe, resume: bool = False, callbacks: list[TrainerCa
         )
         if resume_from:
             console.print(f"resuming from {resume_from}")
-    output = trainer.train(resume_from_checkpoint=resume_from)
+    max_steps = trainer.args.max_steps
+    if resume_from and max_steps > 0 and ckpt.checkpoint_step(Path(resume_from)) >= max_steps:
+        # killed after its last checkpoint, before the adapter was saved: transformers' Trainer would take one step
+        # past max_steps, so the finished weights are loaded instead
+        trainer._load_from_checkpoint(resume_from)
+        steps, train_loss = ckpt.checkpoint_step(Path(resume_from)), None
+    else:
+        output = trainer.train(resume_from_checkpoint=resume_from)
+        steps, train_loss = trainer.state.global_step, output.training_loss
     adapter_dir = run_dir / "adapter"
     if trainer.is_world_process_zero():
         adapter_model.save_pretrained(adapter_dir)
         tokenizer.save_pretrained(adapter_dir / "tokenizer")
         write_training_record(adapter_dir, recipe)
     trainer.accelerator.wait_for_everyone()
-    return TrainResult(run_dir, adapter_dir, trainer.state.global_step, output.training_loss)
+    return TrainResult(run_dir, adapter_dir, steps, train_loss)
