@@ -114,9 +114,17 @@ def compare(
             "extra ones in <output_dir>/workers/)."
         ),
     ] = 1,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            help="Start no step expected to end after this time (HH:MM, or an ISO date and time): for sittings "
+            "that are cut off at a known time. A training counts its evaluation."
+        ),
+    ] = None,
 ) -> None:
     """Train and evaluate every method and seed of a comparison; re-run to continue where the last sitting stopped."""
     from trex.compare import load_compare_config, run_comparison, status_rows
+    from trex.compare.driver import parse_deadline
 
     parsed = load_compare_config(config, overrides)
     if report:
@@ -142,11 +150,16 @@ def compare(
         console.print(f"{len(rows) - left} of {len(rows)} steps done; projected time for the rest: {eta}")
         return
     check_range("--workers", workers, 1)
+    try:
+        deadline = None if until is None else parse_deadline(until)
+    except ValueError as err:
+        raise UserError(str(err)) from err
     from trex.compare.workers import start_workers, wait_for
 
-    extra = start_workers(config, overrides or [], only, workers, parsed.output_dir / "workers") if workers > 1 else []
+    log_dir = parsed.output_dir / "workers"
+    extra = start_workers(config, overrides or [], only, workers, log_dir, until) if workers > 1 else []
     try:
-        done = run_comparison(parsed, only)
+        done = run_comparison(parsed, only, deadline)
     except RuntimeError as err:  # a step failed
         raise UserError(str(err)) from err
     finally:

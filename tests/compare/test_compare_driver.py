@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from trex_testing import write_comparison_config
@@ -82,3 +83,51 @@ def test_two_workers_do_every_step_once(tmp_path, monkeypatch) -> None:
         folder = "base/eval" if label == "base" else label
         assert json.loads((config.output_dir / folder / "done.json").read_text())["sittings"] == 1, label
     assert (config.output_dir / "workers" / "worker-2.log").is_file()
+
+
+def test_deadline_is_the_next_time_the_clock_shows_it() -> None:
+    import datetime
+
+    noon = datetime.datetime(2026, 12, 4, 12, 0)
+    assert driver.parse_deadline("13:10", noon) == datetime.datetime(2026, 12, 4, 13, 10).timestamp()
+    assert driver.parse_deadline("11:00", noon) == datetime.datetime(2026, 12, 5, 11, 0).timestamp()
+    assert driver.parse_deadline("2026-12-06T08:30", noon) == datetime.datetime(2026, 12, 6, 8, 30).timestamp()
+    with pytest.raises(ValueError, match="--until '25:00': give HH:MM"):
+        driver.parse_deadline("25:00", noon)
+
+
+def test_a_step_expected_to_end_after_the_deadline_is_not_started(tmp_path, monkeypatch) -> None:
+    """Finished steps took 10 min (training) and 4 min (evaluation): with 12 min left, lora/seed-0's evaluation
+    starts, but no training does (it needs 14 min with its evaluation)."""
+    from trex.compare import load_compare_config
+
+    config = load_compare_config(write_comparison_config(tmp_path, tmp_path / "out"))
+    walls = {"train": 600.0, "eval": 240.0}
+
+    def finish(step: driver.Step) -> None:  # what a step that took its usual time leaves
+        folder = step.folder(config)
+        (folder / "adapter").mkdir(parents=True, exist_ok=True)
+        (folder / "adapter" / "adapter_model.safetensors").write_bytes(b"")
+        (folder / "done.json").write_text(json.dumps({"wall_s": walls[step.kind]}))
+
+    for step in [driver.Step("base", None, "eval"), driver.Step("lora", 0, "train"), driver.Step("trex", 0, "train")]:
+        finish(step)
+    assert driver.expected_wall(driver.Step("lora", 1, "train"), config) == 840.0
+    assert driver.expected_wall(driver.Step("lora", 0, "eval"), config) == 240.0
+    ran = []
+    monkeypatch.setattr(driver, "run_step", lambda step, cfg: ran.append(step.label) or finish(step))
+    driver.run_comparison(config, deadline=time.time() + 12 * 60)
+    assert ran == ["lora/seed-0/eval", "trex/seed-0/eval"]  # each fits; a training with its evaluation does not
+    driver.run_comparison(config, deadline=time.time() + 15 * 60)
+    assert ran[2:] == ["lora/seed-1/train", "lora/seed-1/eval", "trex/seed-1/train", "trex/seed-1/eval"]
+
+
+def test_a_bad_deadline_is_refused_before_any_work(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from trex.cli import app
+
+    config_path = write_comparison_config(tmp_path, tmp_path / "out")
+    result = CliRunner().invoke(app, ["compare", str(config_path), "--until", "noon"])
+    assert result.exit_code != 0 and "--until 'noon': give HH:MM" in result.output
+    assert not (tmp_path / "out").exists()

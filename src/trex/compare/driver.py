@@ -13,11 +13,13 @@ comparison: each takes the next step no live process holds, and an evaluation wa
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
 import shutil
 import socket
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -268,8 +270,52 @@ def pending(config: CompareConfig) -> Iterator[Step]:
             yield step
 
 
-def run_comparison(config: CompareConfig, only: list[str] | None = None) -> list[Step]:
-    """Run every step left (of the methods in ``only``, if given); returns the steps done in this sitting."""
+def expected_wall(step: Step, config: CompareConfig) -> float | None:
+    """Seconds the step is expected to take: the median wall time of finished steps of the same method and kind
+    (of the same kind when the method has none yet; None before any). A training counts its evaluation too: an
+    adapter trained but not evaluated before the sitting ends is worth little where the next sitting is a new
+    checkout without it. Medians, since one step paused for an hour must not move every estimate."""
+
+    def median_of(kind: str) -> float | None:
+        same_method, same_kind = [], []
+        for other in steps(config):
+            record = read_json(other.folder(config) / DONE) if other.kind == kind else None
+            if record and "wall_s" in record:
+                same_kind.append(float(record["wall_s"]))
+                if other.method == step.method:
+                    same_method.append(float(record["wall_s"]))
+        walls = same_method or same_kind
+        return statistics.median(walls) if walls else None
+
+    needed = median_of(step.kind)
+    if step.kind == "train" and needed is not None:
+        evaluation = median_of("eval")
+        needed = None if evaluation is None else needed + evaluation
+    return needed
+
+
+def parse_deadline(text: str, now: datetime.datetime | None = None) -> float:
+    """``--until``: ``HH:MM`` (the next time the machine's clock shows it) or an ISO date and time, as a
+    ``time.time()`` value."""
+    now = now or datetime.datetime.now()
+    try:
+        if len(text) <= 5:
+            clock = datetime.datetime.strptime(text, "%H:%M").time()
+            moment = datetime.datetime.combine(now.date(), clock)
+            if moment <= now:
+                moment += datetime.timedelta(days=1)
+        else:
+            moment = datetime.datetime.fromisoformat(text)
+    except ValueError as err:
+        raise ValueError(f"--until {text!r}: give HH:MM or an ISO date and time (2026-12-04T13:10)") from err
+    return moment.timestamp()
+
+
+def run_comparison(config: CompareConfig, only: list[str] | None = None, deadline: float | None = None) -> list[Step]:
+    """Run every step left (of the methods in ``only``, if given); returns the steps done in this sitting.
+
+    With a ``deadline`` (a ``time.time()`` value) a step is started only when it is expected to end before it
+    (``expected_wall``; a step of a kind never timed is started), so a sitting with a known end stops cleanly."""
     done = []
     for step in pending(config):
         if only and step.method not in only:
@@ -280,6 +326,14 @@ def run_comparison(config: CompareConfig, only: list[str] | None = None) -> list
             and state(Step(step.method, step.seed, "train"), config) != "done"
         ):
             continue  # its training runs in another sitting now
+        needed = expected_wall(step, config) if deadline is not None else None
+        if deadline is not None and needed is not None and time.time() + needed > deadline:
+            left = max(0.0, deadline - time.time())
+            logger.warning(
+                "compare: not starting %s: it takes about %.0f min, %.0f min are left before the deadline",
+                step.label, needed / 60, left / 60,
+            )  # fmt: skip
+            continue
         logger.warning("compare: %s", step.label)
         try:
             run_step(step, config)

@@ -308,6 +308,7 @@ def reproduction_section(files: ComparisonFiles, config_path: Path) -> list[str]
         "Commands (each re-run continues where the last sitting stopped):\n",
         "```",
         f"trex compare {config_path}            # train and evaluate what is left",
+        f"trex compare {config_path} --workers 2 --until 13:10   # two units at once; start none ending later",
         f"trex compare {config_path} --status   # what is done, running, left",
         f"trex compare {config_path} --report --figures --output docs/results.md",
         "```",

@@ -26,7 +26,12 @@ def threads_per_worker(workers: int) -> int:
 
 
 def start_workers(
-    config_path: Path, overrides: Sequence[str], only: Sequence[str] | None, workers: int, log_dir: Path
+    config_path: Path,
+    overrides: Sequence[str],
+    only: Sequence[str] | None,
+    workers: int,
+    log_dir: Path,
+    until: str | None = None,
 ) -> list[subprocess.Popen]:
     """Start ``workers - 1`` extra ``trex compare`` processes; this process is the first worker. Sets this
     process's torch threads to its share."""
@@ -35,6 +40,8 @@ def start_workers(
     command = [sys.executable, "-m", "trex", "compare", str(config_path), *overrides]
     for method in only or ():
         command += ["--only", method]
+    if until is not None:
+        command += ["--until", until]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     log_dir.mkdir(parents=True, exist_ok=True)
     children = []
