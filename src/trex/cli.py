@@ -146,7 +146,10 @@ def compare(
             table.add_row(label, state, "" if wall is None else f"{wall / 60:.1f} min")
         console.print(table)
         left = sum(1 for _, state, _ in rows if state != "done")
+        running = sum(1 for _, state, _ in rows if state == "running")
         eta = "unknown until a step of each kind has finished" if projected is None else f"{projected / 3600:.1f} h"
+        if projected is not None and running > 1:
+            eta += f" of step time, about {projected / running / 3600:.1f} h with the {running} workers running now"
         console.print(f"{len(rows) - left} of {len(rows)} steps done; projected time for the rest: {eta}")
         return
     check_range("--workers", workers, 1)

@@ -131,3 +131,22 @@ def test_a_bad_deadline_is_refused_before_any_work(tmp_path) -> None:
     result = CliRunner().invoke(app, ["compare", str(config_path), "--until", "noon"])
     assert result.exit_code != 0 and "--until 'noon': give HH:MM" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_expected_time_ignores_pauses_and_prefers_the_methods_own_steps(tmp_path) -> None:
+    from trex.compare import load_compare_config
+
+    config = load_compare_config(write_comparison_config(tmp_path, tmp_path / "out"))
+    records = {
+        ("lora", 0, "train"): {"wall_s": 5000.0, "cpu_s": 500.0},  # paused for over an hour: 500 s of work
+        ("lora", 1, "train"): {"wall_s": 700.0, "cpu_s": 1400.0},  # two threads: 700 s of the clock
+        ("trex", 0, "train"): {"wall_s": 2000.0},  # from before CPU time was recorded
+        ("trex", 0, "eval"): {"wall_s": 300.0, "cpu_s": 290.0},
+    }
+    for (method, seed, kind), record in records.items():
+        folder = driver.Step(method, seed, kind).folder(config)
+        folder.mkdir(parents=True)
+        (folder / "done.json").write_text(json.dumps(record))
+    assert driver.expected_wall(driver.Step("lora", 2, "train"), config, with_evaluation=False) == 600.0
+    assert driver.expected_wall(driver.Step("trex", 1, "train"), config, with_evaluation=False) == 700.0  # pooled
+    assert driver.expected_wall(driver.Step("lora", 2, "train"), config) == 600.0 + 290.0

@@ -270,26 +270,31 @@ def pending(config: CompareConfig) -> Iterator[Step]:
             yield step
 
 
-def expected_wall(step: Step, config: CompareConfig) -> float | None:
-    """Seconds the step is expected to take: the median wall time of finished steps of the same method and kind
-    (of the same kind when the method has none yet; None before any). A training counts its evaluation too: an
-    adapter trained but not evaluated before the sitting ends is worth little where the next sitting is a new
-    checkout without it. Medians, since one step paused for an hour must not move every estimate."""
+def expected_wall(step: Step, config: CompareConfig, with_evaluation: bool = True) -> float | None:
+    """Seconds the step is expected to take, from finished steps of its kind: the median over the same method's
+    when it has two or more, else over every method's (None before any). A training counts its evaluation too
+    (unless ``with_evaluation`` is False): an adapter trained but not evaluated before the sitting ends is worth
+    little where the next sitting is a new checkout without it.
 
-    def median_of(kind: str) -> float | None:
+    Each finished step counts as the smaller of its wall and CPU seconds: a one-thread worker's CPU time is its
+    wall time without the pauses and neighbours a shared machine adds, and a many-thread worker's wall time is
+    below its CPU time. Medians, since one step slowed for an hour must not move every estimate."""
+
+    def typical(kind: str) -> float | None:
         same_method, same_kind = [], []
         for other in steps(config):
             record = read_json(other.folder(config) / DONE) if other.kind == kind else None
             if record and "wall_s" in record:
-                same_kind.append(float(record["wall_s"]))
+                spent = min(float(record["wall_s"]), float(record.get("cpu_s") or record["wall_s"]))
+                same_kind.append(spent)
                 if other.method == step.method:
-                    same_method.append(float(record["wall_s"]))
-        walls = same_method or same_kind
+                    same_method.append(spent)
+        walls = same_method if len(same_method) >= 2 else same_kind
         return statistics.median(walls) if walls else None
 
-    needed = median_of(step.kind)
-    if step.kind == "train" and needed is not None:
-        evaluation = median_of("eval")
+    needed = typical(step.kind)
+    if with_evaluation and step.kind == "train" and needed is not None:
+        evaluation = typical("eval")
         needed = None if evaluation is None else needed + evaluation
     return needed
 
@@ -345,22 +350,19 @@ def run_comparison(config: CompareConfig, only: list[str] | None = None, deadlin
 
 
 def status_rows(config: CompareConfig) -> tuple[list[tuple[str, str, float | None]], float | None]:
-    """(label, state, wall seconds) per step, and the projected seconds for what is left (mean of done steps)."""
+    """(label, state, wall seconds) per step, and the projected seconds of step time for what is left (the sum of
+    ``expected_wall`` over the steps not done; None while a kind of step has never finished)."""
     rows = []
-    walls: dict[str, list[float]] = {}
     for step in steps(config):
         current = state(step, config)
         record = read_json(step.folder(config) / DONE) if current == "done" else None
-        wall = float(record["wall_s"]) if record and "wall_s" in record else None
-        if wall is not None:
-            walls.setdefault(step.kind, []).append(wall)
-        rows.append((step, current, wall))
-    projected = 0.0
+        rows.append((step, current, float(record["wall_s"]) if record and "wall_s" in record else None))
+    projected: float | None = 0.0
     for step, current, _ in rows:
         if current != "done":
-            known = walls.get(step.kind)
-            if not known:
+            needed = expected_wall(step, config, with_evaluation=False)
+            if needed is None:
                 projected = None
                 break
-            projected += sum(known) / len(known)
+            projected += needed
     return [(s.label, c, w) for s, c, w in rows], projected
