@@ -166,7 +166,7 @@ def test_convergence_comes_from_the_training_log_when_checkpoints_are_gone(compa
         shutil.rmtree(checkpoint)
     assert [step for step, _ in logged_convergence(read_metrics(run))] == [2]  # probes at steps 1 and 2
     figures = analyze(run, tmp_path / "figures", per_task=2)
-    assert (figures / "convergence.png").is_file() and "convergence" not in (figures / "NOTES.md").read_text()
+    assert (figures / "convergence.png").is_file() and "cannot be drawn" not in (figures / "NOTES.md").read_text()
     figures_dir = tmp_path / "compare-figures"
     analyze_comparison(comparison["config"], figures_dir, per_task=2)
     assert (figures_dir / "convergence.png").is_file()
@@ -262,3 +262,22 @@ def test_a_unit_whose_adapter_was_lost_is_trained_again_and_its_partial_evaluati
     steps = [json.loads(line)["step"] for line in (unit / "train" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [json.loads(line)["step"] for line in logged_before.splitlines()]  # logged once, not twice
     assert driver.state(evaluate, config) == "left"
+
+
+def test_comparison_figures_come_from_a_seed_with_weights_and_survive_a_checkout_without(comparison, tmp_path):
+    from trex.compare.analyze import analyze_comparison
+
+    config = dataclasses.replace(comparison["config"], output_dir=tmp_path / "out")
+    shutil.copytree(comparison["config"].output_dir, config.output_dir)
+    shutil.rmtree(config.output_dir / "trex/seed-0/train/adapter")  # seed 0's weights lost, seed 1's on disk
+    figures_dir = tmp_path / "figures"
+    analyze_comparison(config, figures_dir, per_task=2)
+    notes = (figures_dir / "trex" / "NOTES.md").read_text()
+    assert "trex/seed-1/train" in notes and "no adapter" not in notes
+    assert (figures_dir / "trex" / "routing.png").is_file()
+    drawn = (figures_dir / "trex" / "routing.png").read_bytes()
+
+    shutil.rmtree(config.output_dir / "trex/seed-1/train/adapter")  # a new checkout: no weights at all
+    analyze_comparison(config, figures_dir, per_task=2)
+    assert (figures_dir / "trex" / "routing.png").read_bytes() == drawn
+    assert "trex/seed-1/train" in (figures_dir / "trex" / "NOTES.md").read_text()

@@ -265,7 +265,7 @@ def analyze(run_dir: Path, output_dir: Path | None = None, per_task: int = 4, ta
     output_dir.mkdir(parents=True, exist_ok=True)
     recipe = yaml.safe_load((run_dir / "recipe.yaml").read_text(encoding="utf-8"))
     title = f"{recipe['adapter'].get('method', 'trex')}: {run_dir}"
-    notes = []
+    notes = [f"Drawn from `{run_dir.as_posix()}`."]
     rows = read_metrics(run_dir)
     if not plot_loss(rows, output_dir / "loss.png", title):
         notes.append("No loss curve: metrics.jsonl has no loss records.")
@@ -291,16 +291,23 @@ def analyze(run_dir: Path, output_dir: Path | None = None, per_task: int = 4, ta
 
 
 def analyze_comparison(config, figures_dir: Path, per_task: int = 4) -> list[Path]:
-    """Figures of the first finished seed of every method into ``figures_dir/<method>/`` (for the report)."""
+    """Figures of every method into ``figures_dir/<method>/`` (for the report), from its first finished seed whose
+    weights are on disk, else its first finished seed (loss and gates only).
+
+    A method whose folder was drawn from weights in an earlier sitting keeps it when no seed has weights now: a new
+    checkout has only the small files of a comparison, and redrawing would lose the routing figures."""
     from trex.compare.driver import DONE, Step
+    from trex.config import ADAPTER_WEIGHTS_NAME
 
     written = []
     for method, entry in config.methods.items():
-        for seed in entry.seeds:
-            folder = Step(method, seed, "train").folder(config)
-            if (folder / DONE).is_file():
-                written.append(analyze(folder, figures_dir / method, per_task))
-                break
+        finished = [Step(method, s, "train").folder(config) for s in entry.seeds]
+        finished = [folder for folder in finished if (folder / DONE).is_file()]
+        weighted = [folder for folder in finished if (folder / "adapter" / ADAPTER_WEIGHTS_NAME).is_file()]
+        if weighted:
+            written.append(analyze(weighted[0], figures_dir / method, per_task))
+        elif finished and not (figures_dir / method).is_dir():
+            written.append(analyze(finished[0], figures_dir / method, per_task))
     plot_comparison_convergence(config, figures_dir / "convergence.png")
     return written
 
