@@ -228,16 +228,33 @@ def _train(step: Step, config: CompareConfig) -> dict:
     from trex.train.run import TRAINING_RECORD, run_training
 
     recipe = config.unit_recipe(step.method, step.seed)
-    adapter = Path(recipe.output_dir) / "adapter"
-    if (adapter / TRAINING_RECORD).is_file():  # a sitting killed after the adapter was saved, before done.json
-        logged = [json.loads(line) for line in (Path(recipe.output_dir) / "metrics.jsonl").read_text().splitlines()]
-        return {"steps": max(r["step"] for r in logged), "train_loss": None, "adapter": str(adapter)}
-    evaluation = step.folder(config).parent / "eval"
-    if evaluation.is_dir():  # scored with an adapter that is gone (a new checkout lost it): never mixed with the new
-        logger.warning("compare: %s is trained again; removing the partial evaluation %s", step.label, evaluation)
-        shutil.rmtree(evaluation)
-    result = run_training(recipe, resume=Path(recipe.output_dir).exists())
-    return {"steps": result.steps, "train_loss": result.train_loss, "adapter": str(result.adapter_dir)}
+    run_dir = Path(recipe.output_dir)
+    metrics = run_dir / "metrics.jsonl"
+    if (run_dir / "adapter" / TRAINING_RECORD).is_file():  # a sitting killed after saving it, before done.json
+        steps = logged_training(metrics)[0]
+    else:
+        evaluation = step.folder(config).parent / "eval"
+        if evaluation.is_dir():  # scored with an adapter that is gone (a new checkout lost it): never mixed in
+            logger.warning("compare: %s is trained again; removing the partial evaluation %s", step.label, evaluation)
+            shutil.rmtree(evaluation)
+        steps = run_training(recipe, resume=run_dir.exists()).steps
+    return {"steps": steps, "train_loss": logged_training(metrics)[1], "adapter": str(run_dir / "adapter")}
+
+
+def logged_training(metrics: Path) -> tuple[int, float | None]:
+    """(last logged step, mean training loss over every logged step) from a run's ``metrics.jsonl``.
+
+    The Trainer's own ``training_loss`` covers only the steps of its last sitting; each logged loss is the mean over
+    the steps since the previous logging point, so it is weighted by that interval."""
+    rows = [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [row for row in rows if "loss" in row]
+    if not rows:
+        return 0, None
+    weighted, previous = 0.0, 0
+    for row in rows:
+        weighted += row["loss"] * (row["step"] - previous)
+        previous = row["step"]
+    return previous, weighted / previous
 
 
 def _evaluate(step: Step, config: CompareConfig) -> dict:
