@@ -84,9 +84,8 @@ def train(
 
     result = run_training(load_recipe(recipe, overrides), resume=resume)
     if os.environ.get("RANK", "0") == "0":
-        console.print(
-            f"trained {result.steps} steps (mean loss {result.train_loss:.4f}); adapter: {result.adapter_dir}"
-        )
+        loss = "not logged" if result.train_loss is None else f"{result.train_loss:.4f}"
+        console.print(f"trained {result.steps} steps (mean loss {loss}); adapter: {result.adapter_dir}")
 
 
 @app.command()

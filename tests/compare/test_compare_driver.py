@@ -150,11 +150,3 @@ def test_expected_time_ignores_pauses_and_prefers_the_methods_own_steps(tmp_path
     assert driver.expected_wall(driver.Step("lora", 2, "train"), config, with_evaluation=False) == 600.0
     assert driver.expected_wall(driver.Step("trex", 1, "train"), config, with_evaluation=False) == 700.0  # pooled
     assert driver.expected_wall(driver.Step("lora", 2, "train"), config) == 600.0 + 290.0
-
-
-def test_the_training_loss_of_a_resumed_run_covers_every_step(tmp_path) -> None:
-    """Logged every 5 steps, the last point 2 steps after the one before: each loss weighs its interval."""
-    metrics = tmp_path / "metrics.jsonl"
-    rows = [{"step": 5, "loss": 3.0}, {"step": 10, "loss": 2.0, "routing": {}}, {"step": 12, "loss": 0.5}]
-    metrics.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    assert driver.logged_training(metrics) == (12, (3.0 * 5 + 2.0 * 5 + 0.5 * 2) / 12)

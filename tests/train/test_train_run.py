@@ -68,6 +68,16 @@ def test_relative_change_of_routing():
     assert relative_change(before, before.clone()) == 0.0
 
 
+def test_the_training_loss_of_a_resumed_run_covers_every_step(tmp_path):
+    """Logged every 5 steps, the last point 2 steps after the one before: each loss weighs its interval."""
+    from trex.train.metrics import logged_training
+
+    metrics = tmp_path / "metrics.jsonl"
+    rows = [{"step": 5, "loss": 3.0}, {"step": 10, "loss": 2.0, "routing": {}}, {"step": 12, "loss": 0.5}]
+    metrics.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert logged_training(metrics) == (12, (3.0 * 5 + 2.0 * 5 + 0.5 * 2) / 12)
+
+
 def test_trained_adapter_routes_raw_prompts_with_its_own_bank(finished_run):
     model, tokenizer = tiny_random_llama()
     trex = TRexModel.from_pretrained(model, finished_run.adapter_dir)

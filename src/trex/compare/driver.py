@@ -225,6 +225,7 @@ def run_step(step: Step, config: CompareConfig) -> dict:
 
 
 def _train(step: Step, config: CompareConfig) -> dict:
+    from trex.train.metrics import logged_training
     from trex.train.run import TRAINING_RECORD, run_training
 
     recipe = config.unit_recipe(step.method, step.seed)
@@ -239,22 +240,6 @@ def _train(step: Step, config: CompareConfig) -> dict:
             shutil.rmtree(evaluation)
         steps = run_training(recipe, resume=run_dir.exists()).steps
     return {"steps": steps, "train_loss": logged_training(metrics)[1], "adapter": str(run_dir / "adapter")}
-
-
-def logged_training(metrics: Path) -> tuple[int, float | None]:
-    """(last logged step, mean training loss over every logged step) from a run's ``metrics.jsonl``.
-
-    The Trainer's own ``training_loss`` covers only the steps of its last sitting; each logged loss is the mean over
-    the steps since the previous logging point, so it is weighted by that interval."""
-    rows = [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()]
-    rows = [row for row in rows if "loss" in row]
-    if not rows:
-        return 0, None
-    weighted, previous = 0.0, 0
-    for row in rows:
-        weighted += row["loss"] * (row["step"] - previous)
-        previous = row["step"]
-    return previous, weighted / previous
 
 
 def _evaluate(step: Step, config: CompareConfig) -> dict:

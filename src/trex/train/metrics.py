@@ -97,6 +97,24 @@ def drop_records_after(path: Path, step: int) -> None:
         write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
+def logged_training(metrics: Path) -> tuple[int, float | None]:
+    """(last logged step, mean training loss over every logged step) from a run's ``metrics.jsonl``.
+
+    The Trainer's own ``training_loss`` covers only the steps of a resumed run's last sitting; each logged loss is
+    the mean over the steps since the previous logging point, so it is weighted by that interval."""
+    if not metrics.is_file():
+        return 0, None
+    rows = [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [row for row in rows if "loss" in row]
+    if not rows:
+        return 0, None
+    weighted, previous = 0.0, 0
+    for row in rows:
+        weighted += row["loss"] * (row["step"] - previous)
+        previous = row["step"]
+    return previous, weighted / previous
+
+
 def relative_change(before: torch.Tensor, after: torch.Tensor) -> float:
     """``Σ|after − before| / Σ|before|`` over every token and cell: how much the probe batch's routing moved since
     the previous probe (0 = unchanged). After a resume the first probe has no previous one in memory, so no change."""

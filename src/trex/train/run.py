@@ -31,7 +31,7 @@ from trex.methods.base import AdapterModel, find_target_modules
 from trex.pretrained import cache_root, load_base_model
 from trex.train import checkpoint as ckpt
 from trex.train.dataset import IntuitionCollator, IntuitionExamples, build_training_mixture
-from trex.train.metrics import MetricsLogger
+from trex.train.metrics import MetricsLogger, logged_training
 from trex.train.recipe import IntuitionSection, Recipe
 from trex.train.trainer import AdapterTrainer
 
@@ -54,7 +54,7 @@ class TrainResult:
     run_dir: Path
     adapter_dir: Path
     steps: int
-    train_loss: float | None
+    train_loss: float | None  # mean over every logged step, of every sitting of a resumed run
 
 
 def world_size() -> int:
@@ -286,14 +286,13 @@ def run_training(recipe: Recipe, resume: bool = False, callbacks: list[TrainerCa
         # killed after its last checkpoint, before the adapter was saved: transformers' Trainer would take one step
         # past max_steps, so the finished weights are loaded instead
         trainer._load_from_checkpoint(resume_from)
-        steps, train_loss = ckpt.checkpoint_step(Path(resume_from)), None
+        steps = ckpt.checkpoint_step(Path(resume_from))
     else:
-        output = trainer.train(resume_from_checkpoint=resume_from)
-        steps, train_loss = trainer.state.global_step, output.training_loss
+        steps = trainer.train(resume_from_checkpoint=resume_from).global_step
     adapter_dir = run_dir / "adapter"
     if trainer.is_world_process_zero():
         adapter_model.save_pretrained(adapter_dir)
         tokenizer.save_pretrained(adapter_dir / "tokenizer")
         write_training_record(adapter_dir, recipe)
     trainer.accelerator.wait_for_everyone()
-    return TrainResult(run_dir, adapter_dir, steps, train_loss)
+    return TrainResult(run_dir, adapter_dir, steps, logged_training(run_dir / "metrics.jsonl")[1])
