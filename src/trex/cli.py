@@ -255,6 +255,25 @@ def configs_copy(
     typer.echo(f"wrote {copy_config(name, destination, overwrite)}")
 
 
+data_app = typer.Typer(help="Data for the paper's tasks that the offline suite does not hold.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("stage-mmlu-validation")
+@cli_command
+def data_stage_mmlu_validation(
+    data_root: Annotated[
+        Path, typer.Option(help="Suite folder to stage into (the one given to `trex eval --data-root`).")
+    ],
+    overwrite: Annotated[bool, typer.Option(help="Replace a staged file.")] = False,
+) -> None:
+    """Download cais/mmlu 'validation' (1,531; the authors' MMLU split) into DATA_ROOT/mmlu/validation.jsonl,
+    so that `trex eval --task mmlu --split official` runs; needs the Hugging Face hub."""
+    from trex.data.stage import stage_mmlu_validation
+
+    typer.echo(f"wrote {stage_mmlu_validation(data_root, overwrite=overwrite)}")
+
+
 @app.command(
     "lm-eval",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},

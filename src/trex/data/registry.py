@@ -103,8 +103,8 @@ _EVALUATED = (
         note="train = the 285 five-shot dev exemplars",
         official_eval=(Source("mmlu/validation.jsonl", _R.nutcracker),),
         official_missing="the authors evaluate MMLU on cais/mmlu 'validation' (1,531 instances), which is not "
-        "staged in ../shared/data (only dev and test are) nor shipped; stage it as mmlu/validation.jsonl "
-        "(nutcracker schema) or use --split full (test, 14,042)",
+        "staged in ../shared/data (only dev and test are) nor shipped; when online, stage it with "
+        "`trex data stage-mmlu-validation --data-root DIR`, or use --split full (test, 14,042)",
         exclude_train=frozenset(f"mmlu/dev.jsonl:{n}" for n in (21, 25, 46, 47, 50)),
     ),
     _task(
