@@ -178,13 +178,15 @@ def plot_routing_matrix(probe: Probe, module: str, path: Path, title: str) -> No
     plt = _pyplot()
     cols = min(len(means), 5)
     rows = -(-len(means) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.2 * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 1.5 * rows + 0.8), squeeze=False, layout="constrained")
     top = max(float(np.abs(m).max()) for m in means.values()) or 1.0
-    for ax, (task, matrix) in zip(axes.flat, means.items(), strict=False):
+    for index, (ax, (task, matrix)) in enumerate(zip(axes.flat, means.items(), strict=False)):
         image = ax.imshow(matrix, cmap="magma", vmin=min(0.0, float(min(m.min() for m in means.values()))), vmax=top)
         ax.set_title(f"{task} (n={len(by_task[task])})", fontsize=8)
-        ax.set_xlabel("B column (r_b)", fontsize=7)
-        ax.set_ylabel("A row (r_a)", fontsize=7)
+        if index + cols >= len(means):  # nothing drawn below: the x axis is labelled here
+            ax.set_xlabel("B column (r_b)", fontsize=7)
+        if index % cols == 0:
+            ax.set_ylabel("A row (r_a)", fontsize=7)
         ax.tick_params(labelsize=6)
     for ax in list(axes.flat)[len(means) :]:
         ax.axis("off")
