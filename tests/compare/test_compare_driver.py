@@ -150,3 +150,28 @@ def test_expected_time_ignores_pauses_and_prefers_the_methods_own_steps(tmp_path
     assert driver.expected_wall(driver.Step("lora", 2, "train"), config, with_evaluation=False) == 600.0
     assert driver.expected_wall(driver.Step("trex", 1, "train"), config, with_evaluation=False) == 700.0  # pooled
     assert driver.expected_wall(driver.Step("lora", 2, "train"), config) == 600.0 + 290.0
+
+
+def test_status_takes_off_what_a_running_step_has_spent(tmp_path, other_worker) -> None:
+    """Finished trainings took 600 s of work and evaluations 300 s; a running training that has spent 450 s (its
+    heartbeat's CPU seconds, the smaller) has 150 s left, one that ran past the usual time none."""
+    from trex.compare import load_compare_config, status_rows
+
+    config = load_compare_config(write_comparison_config(tmp_path, tmp_path / "out"))
+    for step, wall in [(driver.Step("base", None, "eval"), 300.0), (driver.Step("lora", 0, "train"), 600.0),
+                       (driver.Step("lora", 0, "eval"), 300.0), (driver.Step("trex", 0, "train"), 600.0),
+                       (driver.Step("trex", 0, "eval"), 300.0)]:  # fmt: skip
+        folder = step.folder(config)
+        (folder / "adapter").mkdir(parents=True)
+        (folder / "adapter" / "adapter_model.safetensors").write_bytes(b"")
+        (folder / "done.json").write_text(json.dumps({"wall_s": wall}))
+    left = [s for s in driver.steps(config) if driver.state(s, config) == "left"]
+    assert [s.label for s in left] == [f"{m}/seed-1/{k}" for m in ("lora", "trex") for k in ("train", "eval")]
+    assert status_rows(config)[1] == 2 * (600.0 + 300.0)
+    running = left[0]
+    write_lock(running.marker(config, driver.RUNNING), other_worker)
+    sittings = running.marker(config, driver.SITTINGS)
+    sittings.write_text(json.dumps({"wall_s": 900.0, "cpu_s": 450.0, "sittings": 1}))
+    assert status_rows(config)[1] == 150.0 + 300.0 + 600.0 + 300.0
+    sittings.write_text(json.dumps({"wall_s": 700.0, "cpu_s": None, "sittings": 1}))
+    assert status_rows(config)[1] == 0.0 + 300.0 + 600.0 + 300.0

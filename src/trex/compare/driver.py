@@ -287,7 +287,7 @@ def expected_wall(step: Step, config: CompareConfig, with_evaluation: bool = Tru
         for other in steps(config):
             record = read_json(other.folder(config) / DONE) if other.kind == kind else None
             if record and "wall_s" in record:
-                spent = min(float(record["wall_s"]), float(record.get("cpu_s") or record["wall_s"]))
+                spent = _work_seconds(record)
                 same_kind.append(spent)
                 if other.method == step.method:
                     same_method.append(spent)
@@ -351,9 +351,15 @@ def run_comparison(config: CompareConfig, only: list[str] | None = None, deadlin
     return done
 
 
+def _work_seconds(record: dict) -> float:
+    """The smaller of a time record's wall and CPU seconds (why: ``expected_wall``)."""
+    return min(float(record["wall_s"]), float(record.get("cpu_s") or record["wall_s"]))
+
+
 def status_rows(config: CompareConfig) -> tuple[list[tuple[str, str, float | None]], float | None]:
     """(label, state, wall seconds) per step, and the projected seconds of step time for what is left (the sum of
-    ``expected_wall`` over the steps not done; None while a kind of step has never finished)."""
+    ``expected_wall`` over the steps not done, less what a running step has spent so far by its heartbeat, never
+    below zero; None while a kind of step has never finished)."""
     rows = []
     for step in steps(config):
         current = state(step, config)
@@ -366,5 +372,6 @@ def status_rows(config: CompareConfig) -> tuple[list[tuple[str, str, float | Non
             if needed is None:
                 projected = None
                 break
-            projected += needed
+            spent = read_json(step.marker(config, SITTINGS)) if current == "running" else None
+            projected += max(0.0, needed - _work_seconds(spent)) if spent and "wall_s" in spent else needed
     return [(s.label, c, w) for s, c, w in rows], projected
