@@ -281,3 +281,16 @@ def test_comparison_figures_come_from_a_seed_with_weights_and_survive_a_checkout
     analyze_comparison(config, figures_dir, per_task=2)
     assert (figures_dir / "trex" / "routing.png").read_bytes() == drawn
     assert "trex/seed-1/train" in (figures_dir / "trex" / "NOTES.md").read_text()
+
+
+def test_a_unit_killed_after_saving_its_adapter_is_recorded_without_training_again(comparison, tmp_path, monkeypatch):
+    """The sitting ended between the adapter's save and ``done.json``: the unit's record comes from its files."""
+    config = dataclasses.replace(comparison["config"], output_dir=tmp_path / "out")
+    shutil.copytree(comparison["config"].output_dir / "lora", config.output_dir / "lora")
+    done = config.output_dir / "lora" / "seed-0" / "train" / "done.json"
+    finished = json.loads(done.read_text())
+    done.unlink()
+    monkeypatch.setattr("trex.train.run.run_training", lambda *a, **k: pytest.fail("trained again"))
+    record = driver._train(driver.Step("lora", 0, "train"), config)
+    assert record["steps"] == finished["steps"]
+    assert record["train_loss"] == pytest.approx(finished["train_loss"])

@@ -230,16 +230,16 @@ def _train(step: Step, config: CompareConfig) -> dict:
 
     recipe = config.unit_recipe(step.method, step.seed)
     run_dir = Path(recipe.output_dir)
-    metrics = run_dir / "metrics.jsonl"
     if (run_dir / "adapter" / TRAINING_RECORD).is_file():  # a sitting killed after saving it, before done.json
-        steps = logged_training(metrics)[0]
+        steps, train_loss = logged_training(run_dir / "metrics.jsonl")
     else:
         evaluation = step.folder(config).parent / "eval"
         if evaluation.is_dir():  # scored with an adapter that is gone (a new checkout lost it): never mixed in
             logger.warning("compare: %s is trained again; removing the partial evaluation %s", step.label, evaluation)
             shutil.rmtree(evaluation)
-        steps = run_training(recipe, resume=run_dir.exists()).steps
-    return {"steps": steps, "train_loss": logged_training(metrics)[1], "adapter": str(run_dir / "adapter")}
+        result = run_training(recipe, resume=run_dir.exists())  # its train_loss is logged_training's too
+        steps, train_loss = result.steps, result.train_loss
+    return {"steps": steps, "train_loss": train_loss, "adapter": str(run_dir / "adapter")}
 
 
 def _evaluate(step: Step, config: CompareConfig) -> dict:

@@ -58,13 +58,12 @@ def write_mmlu_validation(rows: Iterable[Mapping[str, Any]], data_root: Path, *,
     target = data_root / MMLU_VALIDATION_FILE
     if target.exists() and not overwrite:
         raise DataError(f"{target} exists; pass overwrite=True (--overwrite) to replace it")
-    records = [mmlu_record(row, f"{'/'.join(MMLU_HUB)} row {n}") for n, row in enumerate(rows, start=1)]
+    source = "/".join(MMLU_HUB)
+    records = [mmlu_record(row, f"{source} row {n}") for n, row in enumerate(rows, start=1)]
     if not records:
-        raise DataError(f"{'/'.join(MMLU_HUB)} has no rows")
+        raise DataError(f"{source} has no rows")
     if len(records) != MMLU_VALIDATION_SIZE:
-        logger.warning(
-            "%s has %d rows, not the %d the authors evaluated", "/".join(MMLU_HUB), len(records), MMLU_VALIDATION_SIZE
-        )
+        logger.warning("%s has %d rows, not the %d the authors evaluated", source, len(records), MMLU_VALIDATION_SIZE)
     write_text_atomic(target, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     return target
 
